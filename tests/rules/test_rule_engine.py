@@ -1,0 +1,159 @@
+"""Engine behaviour across plugins: crash isolation, on_error policy, metrics and commands."""
+
+from __future__ import annotations
+
+import logging
+import types
+
+from rules.commands import CommandInvocation, CommandReply
+from rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
+from rules.model import Actor, Approvals, Outcome, Priority, Verdict
+
+ALICE = Actor(gitlab_user_id=1, username="alice")
+
+
+class Exploding:
+    """Raises in every hook."""
+
+    MERGE_ASSIST_NAME = "exploding"
+
+    def _boom(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    merge_assist_describe_rule = hookimpl(lambda self: RuleDescription("exploding", "Explodes."))
+    merge_assist_check_enqueue = hookimpl(lambda self, context: Exploding._boom(self))
+    merge_assist_check_merge = hookimpl(lambda self, context: Exploding._boom(self))
+    merge_assist_adjust_priority = hookimpl(lambda self, context, requested: Exploding._boom(self))
+    merge_assist_authorize = hookimpl(lambda self, request: Exploding._boom(self))
+    merge_assist_register_commands = hookimpl(lambda self: Exploding._boom(self))
+    merge_assist_before_merge = hookimpl(lambda self, context: Exploding._boom(self))
+    merge_assist_after_merge = hookimpl(lambda self, context, merge_commit_sha: Exploding._boom(self))
+    merge_assist_merge_failed = hookimpl(lambda self, context, reason: Exploding._boom(self))
+
+
+def auth_request(**fields) -> AuthRequest:
+    defaults = dict(command="merge", actor=ALICE, project_id=7, mr_iid=42, target_branch="main", access_level=30)
+    return AuthRequest(**{**defaults, **fields})
+
+
+def test_a_plugin_raising_in_every_hook_does_not_stop_other_rules(make_engine, make_context, metrics, caplog):
+    engine = make_engine(Exploding())
+    caplog.set_level(logging.ERROR, logger="merge_assist.rules")
+    ready = make_context()
+
+    decision = engine.check_merge(ready)
+    assert decision.outcome is Outcome.PASS  # third-party crash: ignored by default
+    assert Verdict.passed("exploding", "crashed, ignored: RuntimeError") in decision.verdicts
+    assert engine.check_enqueue(ready).outcome is Outcome.PASS
+    assert engine.check_merge(make_context(mr={"draft": True})).outcome is Outcome.REFUSE  # others still decide
+    assert engine.adjust_priority(ready, Priority.HIGH) is Priority.HIGH
+    assert engine.authorize(auth_request()).allowed
+    assert "merge" in engine.commands()
+    engine.before_merge(ready)
+    engine.after_merge(ready, "c0ffee")
+    engine.merge_failed(ready, "nope")
+
+    errors = metrics.counter("merge_assist_plugin_errors_total", "", ("plugin", "hook"))
+    for hook in ("check_merge", "adjust_priority", "authorize", "register_commands", "after_merge", "merge_failed"):
+        assert errors.value(plugin="exploding", hook=f"merge_assist_{hook}") >= 1, hook
+    assert errors.value(plugin="exploding", hook="merge_assist_check_merge") == 2
+    assert 'merge_assist_plugin_errors_total{plugin="exploding",hook="merge_assist_check_merge"} 2' in metrics.render()
+    assert any("'exploding'" in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+def test_on_error_hold_turns_a_crash_into_wait(make_engine, make_context):
+    engine = make_engine(Exploding())
+    decision = engine.check_merge(make_context(), {"exploding": {"on_error": "hold"}})
+    assert decision.outcome is Outcome.WAIT
+    assert decision.blocking == (Verdict.wait("exploding", "rule exploding failed: RuntimeError"),)
+
+
+def crashing_builtin() -> types.ModuleType:
+    """A module registered like the built-ins, whose checks and authorization raise."""
+    module = types.ModuleType("plugins.flaky")
+    module.merge_assist_describe_rule = hookimpl(lambda: RuleDescription("flaky", "Crashes."))
+    module.merge_assist_check_merge = hookimpl(lambda context: 1 / 0)
+    module.merge_assist_authorize = hookimpl(lambda request: 1 / 0)
+    return module
+
+
+def test_a_crashing_builtin_holds_the_lane_by_default(make_engine, make_context):
+    from plugins import BUILTIN_PLUGINS
+
+    engine = make_engine(builtins=BUILTIN_PLUGINS + (crashing_builtin(),))
+    decision = engine.check_merge(make_context())
+    assert decision.blocking == (Verdict.wait("flaky", "rule flaky failed: ZeroDivisionError"),)
+    ignored = engine.check_merge(make_context(), {"flaky": {"on_error": "ignore"}})
+    assert ignored.outcome is Outcome.PASS
+
+
+def test_a_crashing_builtin_authorization_denies(make_engine):
+    from plugins import BUILTIN_PLUGINS
+
+    engine = make_engine(builtins=BUILTIN_PLUGINS + (crashing_builtin(),))
+    decision = engine.authorize(auth_request())
+    assert decision == AuthDecision(False, "authorization check flaky failed", "flaky")
+
+
+def test_a_wrong_return_type_counts_as_a_crash(make_engine, make_context, metrics):
+    plugin = types.SimpleNamespace(
+        MERGE_ASSIST_NAME="sloppy", merge_assist_check_merge=hookimpl(lambda context: "looks fine"),
+    )
+    decision = make_engine(plugin).check_merge(make_context())
+    assert Verdict.passed("sloppy", "crashed, ignored: TypeError") in decision.verdicts
+    errors = metrics.counter("merge_assist_plugin_errors_total", "", ("plugin", "hook"))
+    assert errors.value(plugin="sloppy", hook="merge_assist_check_merge") == 1
+
+
+def test_disabled_builtin_rule_is_skipped(engine, make_context):
+    not_approved = make_context(approvals=Approvals(2, 2))
+    assert engine.check_merge(not_approved).outcome is Outcome.REFUSE
+    decision = engine.check_merge(not_approved, {"approvals": {"enabled": False}})
+    assert decision.outcome is Outcome.PASS
+    assert "approvals" not in {verdict.rule for verdict in decision.verdicts}
+
+
+class FakeServices:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def enqueue(self, priority):
+        self.calls.append(("enqueue", priority))
+        return f"queued at {priority.label}"
+
+    def cancel(self):
+        self.calls.append(("cancel",))
+        return "cancelled"
+
+    def set_priority(self, priority):
+        self.calls.append(("set_priority", priority))
+        return f"priority {priority.label}"
+
+    def retry(self):
+        self.calls.append(("retry",))
+        return "retrying"
+
+    def status(self):
+        return "status table"
+
+    def help(self):
+        return "help text"
+
+
+def invocation(name: str, *args: str, services=None) -> CommandInvocation:
+    return CommandInvocation(name, args, ALICE, 7, 42, None, services or FakeServices())
+
+
+def test_run_command_answers_unknown_commands_and_handler_crashes(engine, make_engine, metrics):
+    assert engine.run_command(invocation("merge", "-p", "high")) == CommandReply("queued at high")
+    unknown = engine.run_command(invocation("merg"))
+    assert not unknown.ok and "/merge-assist help" in unknown.text
+
+    class BrokenServices(FakeServices):
+        def status(self):
+            raise ConnectionError("db down")
+
+    crashed = engine.run_command(invocation("status", services=BrokenServices()))
+    assert not crashed.ok and "ConnectionError" in crashed.text
+    errors = metrics.counter("merge_assist_plugin_errors_total", "", ("plugin", "hook"))
+    assert errors.value(plugin="commands", hook="command:status") == 1
