@@ -1,0 +1,8 @@
+"""A GitLab simulator: REST API v4 subset, git smart HTTP, scriptable CI and webhooks."""
+
+from .clock import SimClock
+from .driver import Simulator
+from .pipelines import PipelinePlan, PipelineRequest
+from .webhooks import WebhookSettings
+
+__all__ = ["PipelinePlan", "PipelineRequest", "SimClock", "Simulator", "WebhookSettings"]
