@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from rules.model import Actor, CommandHelp, Priority
+from rules.model import Actor, CommandHelp, MergeRequest, Priority
 
 
 class CommandServices(Protocol):
@@ -43,7 +43,8 @@ class CommandReply:
 @dataclass(frozen=True)
 class CommandInvocation:
     """One command as given: `/merge-assist merge --priority high` → name="merge",
-    args=("--priority", "high")."""
+    args=("--priority", "high"). `merge_request` is the bot's fresh read of the MR, for
+    read-only commands that need its fields (None when the bot did not read it)."""
 
     name: str
     args: tuple[str, ...]
@@ -52,6 +53,7 @@ class CommandInvocation:
     mr_iid: int
     note_id: int | None
     services: CommandServices
+    merge_request: MergeRequest | None = None
 
 
 CommandHandler = Callable[[CommandInvocation], CommandReply]
