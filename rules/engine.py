@@ -18,6 +18,7 @@ describe, command and notification hooks are logged and counted, and the answer 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -64,15 +65,17 @@ class RuleEngine:
             "merge_assist_hook_duration_seconds", "Time spent in one plugin's hook implementation.",
             ("hook",),
         )
-        self._descriptions: dict[str, RuleDescription] | None = None
         self._rule_of_plugin: dict[str, str] = {}
+        self._descriptions: dict[str, RuleDescription] = {}
+        # Plugins are fixed once the manager is built, so rules are described once, up front.
+        self._descriptions = self._describe_plugins()
         self._command_table: dict[str, tuple[str, CommandSpec]] | None = None
 
     # -- rules and their options -------------------------------------------------------------
 
     def describe_rules(self) -> list[RuleDescription]:
         """Every registered rule's description, built-ins first."""
-        return list(self._describe().values())
+        return list(self._descriptions.values())
 
     def default_options(self) -> dict[str, dict[str, Any]]:
         """The first configuration layer: each rule's defaults plus `enabled` and `on_error`.
@@ -80,33 +83,30 @@ class RuleEngine:
         Only described rules are configurable: plugins that are not rules (authorization,
         commands) cannot be switched off by a project's `.merge-assist.yml`.
         """
-        descriptions = self._describe()
         return {
             rule: self._options_for(plugin_name, rule, None)
             for plugin_name, rule in self._rule_of_plugin.items()
-            if rule in descriptions
+            if rule in self._descriptions
         }
 
-    def _describe(self) -> dict[str, RuleDescription]:
-        if self._descriptions is None:
-            descriptions: dict[str, RuleDescription] = {}
-            for answer in self._call_each("merge_assist_describe_rule", lambda options: {}):
-                if isinstance(answer.value, RuleDescription):
-                    descriptions[answer.value.name] = answer.value
-                    self._rule_of_plugin[answer.plugin] = answer.value.name
-            self._descriptions = descriptions
-        return self._descriptions
+    def _describe_plugins(self) -> dict[str, RuleDescription]:
+        descriptions: dict[str, RuleDescription] = {}
+        for answer in self._call_each("merge_assist_describe_rule", lambda options: {}):
+            if isinstance(answer.value, RuleDescription):
+                descriptions[answer.value.name] = answer.value
+                self._rule_of_plugin[answer.plugin] = answer.value.name
+        return descriptions
 
     def _default_on_error(self, plugin_name: str) -> str:
         is_builtin = getattr(self._pm, "is_builtin", lambda name: False)
         return ON_ERROR_HOLD if is_builtin(plugin_name) else ON_ERROR_IGNORE
 
     def _options_for(self, plugin_name: str, rule: str, options: RuleOptions | None) -> dict[str, Any]:
-        description = (self._descriptions or {}).get(rule)
+        description = self._descriptions.get(rule)
         merged: dict[str, Any] = {"enabled": True, "on_error": self._default_on_error(plugin_name)}
         merged.update(description.defaults if description else {})
         merged.update((options or {}).get(rule, {}))
-        return merged
+        return copy.deepcopy(merged)  # a rule changing its options must not change anyone else's
 
     # -- calling plugins one by one ----------------------------------------------------------
 
@@ -159,7 +159,6 @@ class RuleEngine:
         return self._check("merge_assist_check_merge", context, options)
 
     def _check(self, hook_name: str, context: RuleContext, options: RuleOptions | None) -> Decision:
-        self._describe()
         verdicts: list[Verdict] = []
         answers = self._call_each(hook_name, lambda opts: {"context": replace(context, options=opts)}, options)
         for answer in answers:
@@ -183,7 +182,6 @@ class RuleEngine:
         self, context: RuleContext, requested: Priority, options: RuleOptions | None = None,
     ) -> Priority:
         """The highest priority any plugin asks for, else `requested`."""
-        self._describe()
         wanted: list[Priority] = []
         make_kwargs = lambda opts: {"context": replace(context, options=opts), "requested": requested}
         for answer in self._call_each("merge_assist_adjust_priority", make_kwargs, options):
@@ -198,7 +196,6 @@ class RuleEngine:
 
     def authorize(self, request: AuthRequest) -> AuthDecision:
         """Any deny wins; without any allow, access is denied."""
-        self._describe()
         allowed: AuthDecision | None = None
         for answer in self._call_each("merge_assist_authorize", lambda opts: {"request": request}):
             if answer.error is None and answer.value is not None and not isinstance(answer.value, AuthDecision):
@@ -260,7 +257,6 @@ class RuleEngine:
         self._notify("merge_assist_merge_failed", context, options, reason=reason)
 
     def _notify(self, hook_name: str, context: RuleContext, options: RuleOptions | None, **extra: Any) -> None:
-        self._describe()
         make_kwargs = lambda opts: {"context": replace(context, options=opts), **extra}
         for _ in self._call_each(hook_name, make_kwargs, options):
             pass  # crashes are already logged and counted; nothing else to do

@@ -12,23 +12,22 @@ from rules.model import Actor, Approvals, Outcome, Priority, Verdict
 ALICE = Actor(gitlab_user_id=1, username="alice")
 
 
+def _boom(self, *args, **kwargs):
+    raise RuntimeError("boom")
+
+
 class Exploding:
-    """Raises in every hook."""
+    """Raises in every hook (its rule description aside, so it has a rule name)."""
 
     MERGE_ASSIST_NAME = "exploding"
 
-    def _boom(self, *args, **kwargs):
-        raise RuntimeError("boom")
+    @hookimpl
+    def merge_assist_describe_rule(self):
+        return RuleDescription("exploding", "Explodes.")
 
-    merge_assist_describe_rule = hookimpl(lambda self: RuleDescription("exploding", "Explodes."))
-    merge_assist_check_enqueue = hookimpl(lambda self, context: Exploding._boom(self))
-    merge_assist_check_merge = hookimpl(lambda self, context: Exploding._boom(self))
-    merge_assist_adjust_priority = hookimpl(lambda self, context, requested: Exploding._boom(self))
-    merge_assist_authorize = hookimpl(lambda self, request: Exploding._boom(self))
-    merge_assist_register_commands = hookimpl(lambda self: Exploding._boom(self))
-    merge_assist_before_merge = hookimpl(lambda self, context: Exploding._boom(self))
-    merge_assist_after_merge = hookimpl(lambda self, context, merge_commit_sha: Exploding._boom(self))
-    merge_assist_merge_failed = hookimpl(lambda self, context, reason: Exploding._boom(self))
+    merge_assist_check_enqueue = merge_assist_check_merge = merge_assist_adjust_priority = hookimpl(_boom)
+    merge_assist_authorize = merge_assist_register_commands = merge_assist_before_merge = _boom
+    merge_assist_after_merge = merge_assist_merge_failed = _boom
 
 
 def auth_request(**fields) -> AuthRequest:
