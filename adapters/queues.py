@@ -1,0 +1,150 @@
+"""Event queue backends behind rules.ports.EventQueue: in-process (embedded) and Redis Streams."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import time
+from typing import Any, Callable
+
+import redis
+
+log = logging.getLogger("merge_assist.queue")
+Handler = Callable[[dict[str, Any]], None]
+
+
+class QueueUnavailable(RuntimeError):
+    """The queue backend cannot take the event right now (e.g. Redis is down)."""
+
+
+class InProcessQueue:
+    """A thread-safe FIFO for embedded mode; an event whose handler raises is retried a few times."""
+
+    def __init__(self, max_attempts: int = 3) -> None:
+        self._queue: queue.Queue[tuple[dict[str, Any], int]] = queue.Queue()
+        self._max_attempts = max_attempts
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self._queue.put((event, 1))
+
+    def consume(self, handler: Handler, *, stop: Callable[[], bool], consumer: str = "") -> None:
+        while not stop():
+            try:
+                event, attempt = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                handler(event)
+            except Exception:
+                log.exception("event handler failed (attempt %d) for %s", attempt, event.get("kind"))
+                if attempt < self._max_attempts:
+                    self._queue.put((event, attempt + 1))
+            finally:
+                self._queue.task_done()
+
+    def ping(self) -> bool:
+        return True
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+
+class RedisStreamQueue:
+    """Redis Streams with a consumer group.
+
+    A message is acknowledged only after its handler returned (so after the state change it made
+    was committed); messages left pending by a dead consumer are reclaimed with XAUTOCLAIM after
+    `reclaim_idle_ms`. A message that keeps failing is moved to a dead-letter stream.
+    """
+
+    def __init__(self, url: str, prefix: str, *, group: str = "workers", reclaim_idle_ms: int = 30_000,
+                 max_deliveries: int = 5, maxlen: int = 100_000) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self.stream = f"{prefix}:events"
+        self.dead_letters = f"{prefix}:events:dead"
+        self._group = group
+        self._reclaim_idle_ms = reclaim_idle_ms
+        self._max_deliveries = max_deliveries
+        self._maxlen = maxlen
+        self._group_ready = False
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self._redis.xgroup_create(self.stream, self._group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def publish(self, event: dict[str, Any]) -> None:
+        try:
+            self._redis.xadd(self.stream, {"e": json.dumps(event)}, maxlen=self._maxlen, approximate=True)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"redis: {type(exc).__name__}") from None
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+    def consume(self, handler: Handler, *, stop: Callable[[], bool], consumer: str = "worker") -> None:
+        last_reclaim = 0.0
+        while not stop():
+            try:
+                self._ensure_group()
+                if time.monotonic() - last_reclaim > self._reclaim_idle_ms / 2000:
+                    last_reclaim = time.monotonic()
+                    self._reclaim(handler, consumer)
+                batches = self._redis.xreadgroup(self._group, consumer, {self.stream: ">"}, count=10, block=500)
+            except redis.RedisError as exc:
+                log.warning("redis unavailable (%s); retrying", type(exc).__name__)
+                self._group_ready = False
+                time.sleep(1.0)
+                continue
+            for _stream, messages in batches or []:
+                for message_id, fields in messages:
+                    self._handle(handler, message_id, fields)
+
+    def _handle(self, handler: Handler, message_id: bytes, fields: dict[bytes, bytes]) -> None:
+        try:
+            event = json.loads(fields[b"e"])
+        except (KeyError, ValueError):
+            log.error("dropping malformed message %s", message_id)
+            self._redis.xack(self.stream, self._group, message_id)
+            return
+        try:
+            handler(event)
+        except Exception:
+            log.exception("event handler failed for message %s (%s); left pending", message_id, event.get("kind"))
+            return
+        self._redis.xack(self.stream, self._group, message_id)
+
+    def _reclaim(self, handler: Handler, consumer: str) -> None:
+        _next, messages, *_ = self._redis.xautoclaim(
+            self.stream, self._group, consumer, min_idle_time=self._reclaim_idle_ms, start_id="0-0", count=50)
+        if not messages:
+            return
+        counts = {p["message_id"]: p["times_delivered"] for p in self._redis.xpending_range(
+            self.stream, self._group, min="-", max="+", count=500, consumername=consumer)}
+        for message_id, fields in messages:
+            if fields is None:
+                continue
+            if counts.get(message_id, 0) > self._max_deliveries:
+                self._redis.xadd(self.dead_letters, fields)
+                self._redis.xack(self.stream, self._group, message_id)
+                log.error("moved message %s to %s after %d deliveries", message_id, self.dead_letters,
+                          counts[message_id])
+                continue
+            log.info("reclaimed pending message %s", message_id)
+            self._handle(handler, message_id, fields)
+
+    def pending(self) -> int:
+        try:
+            self._ensure_group()
+            return int(self._redis.xpending(self.stream, self._group)["pending"])
+        except redis.RedisError:
+            return -1

@@ -1,0 +1,68 @@
+"""The Starlette application: health, readiness, metrics, and the routes of each face."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from rules.metrics import REGISTRY
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger("merge_assist.web")
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    problems = runtime.readiness_problems()
+    if problems:
+        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+async def metrics(_request: Request) -> Response:
+    return PlainTextResponse(REGISTRY.render(), media_type="text/plain; version=0.0.4")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # The default debug page would show locals and settings; answer without any detail instead.
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def create_app(runtime: "Runtime") -> Starlette:
+    from bot.admin import admin_routes
+    from bot.slack import slack_routes
+    from bot.webhook import webhook_routes
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *webhook_routes(),
+        *slack_routes(runtime),
+        *admin_routes(),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={500: _server_error})
+    app.state.runtime = runtime
+    return app

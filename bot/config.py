@@ -1,0 +1,75 @@
+"""Effective rule options per project: server config, project settings and `.merge-assist.yml`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from rules.config import ConfigError, ConfigResult, RepoConfigCache, resolve_config
+from rules.engine import RuleEngine, RuleOptions
+from rules.feedback import Feedback
+from rules.model import MergeRequest, Project
+from rules.ports import GitLabPort
+from storage.projects import ProjectRepository
+
+RECHECK_SECONDS = 60.0
+
+
+def load_server_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), "(file)", f"cannot read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "(top level)", "expected a mapping")
+    return data
+
+
+class ProjectConfig:
+    """`rules.flow.ConfigProvider`: layered options, re-reading the repo file at most once a minute.
+
+    Within a minute, or until `invalidate` (called when the default branch moves), the branch
+    head is not asked again; the repo file itself is cached per commit SHA by RepoConfigCache.
+    """
+
+    def __init__(self, gitlab: GitLabPort, engine: RuleEngine, projects: ProjectRepository,
+                 feedback: Feedback, server: Mapping[str, Any] | None = None,
+                 recheck_seconds: float = RECHECK_SECONDS) -> None:
+        self._cache = RepoConfigCache(gitlab, engine)
+        self._projects = projects
+        self._feedback = feedback
+        self._server = dict(server or {})
+        self._recheck = recheck_seconds
+        self._results: dict[int, tuple[float, ConfigResult]] = {}
+        self._lock = threading.Lock()
+        # A broken server config is an operator error: refuse to start, naming the key.
+        resolve_config(engine, self._server, None)
+
+    def options_for(self, project: Project, mr: MergeRequest | None = None) -> RuleOptions:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._results.get(project.id)
+        if cached is not None and now - cached[0] < self._recheck:
+            result = cached[1]
+        else:
+            view = self._projects.get(project.id)
+            result = self._cache.load(project, self._server, view.settings if view else None)
+            if result.error is not None and mr is not None:
+                error = result.error
+                self._feedback.comment(
+                    project.id, mr.iid,
+                    f":warning: Configuration error in `{error.file}` at `{error.key}`: {error.reason}. "
+                    "The last valid configuration stays in force until it is fixed.")
+            with self._lock:
+                self._results[project.id] = (now, result)
+        return {**result.effective, **result.settings}
+
+    def invalidate(self, project_id: int) -> None:
+        with self._lock:
+            self._results.pop(project_id, None)

@@ -1,0 +1,125 @@
+"""Turns queued events (GitLab webhooks, chat commands, wake-ups) into commands and lane work."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
+from rules.model import Actor, LaneKey
+from rules.service import CommandService
+from storage import Store
+
+log = logging.getLogger("merge_assist.dispatch")
+
+NOTE_HOOK = "Note Hook"
+MERGE_REQUEST_HOOK = "Merge Request Hook"
+PIPELINE_HOOK = "Pipeline Hook"
+JOB_HOOK = "Job Hook"
+HANDLED_HOOKS = frozenset({NOTE_HOOK, MERGE_REQUEST_HOOK, PIPELINE_HOOK, JOB_HOOK})
+
+Wake = Callable[[LaneKey], None]
+
+
+class EventHandler:
+    """Handles one event; safe to call from several threads and processes at once."""
+
+    def __init__(self, store: Store, commands: CommandService, bot_user_id: Callable[[], int | None],
+                 wake: Wake, on_default_branch_moved: Callable[[int], None]) -> None:
+        self._store = store
+        self._commands = commands
+        self._bot_user_id = bot_user_id
+        self._wake = wake
+        self._default_branch_moved = on_default_branch_moved
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("kind")
+        if kind == "gitlab":
+            self._gitlab(event)
+        elif kind == "command":
+            self._chat_command(event)
+        elif kind == "wake":
+            self._wake(LaneKey(int(event["project_id"]), str(event["target_branch"])))
+        else:
+            log.warning("ignoring event of unknown kind %r", kind)
+
+    # -- GitLab webhooks ---------------------------------------------------------------------
+
+    def _gitlab(self, event: dict[str, Any]) -> None:
+        key, hook, body = str(event["key"]), str(event["event"]), event["body"]
+        deliveries = self._store.deliveries
+        if deliveries.seen(key):
+            log.info("duplicate delivery %s (%s) ignored", key, hook)
+            return
+        project = body.get("project") or {}
+        project_id = int(body.get("project_id") or project.get("id") or 0)
+        if project_id and self._store.projects.get(project_id) is None:
+            self._store.projects.register(project_id, str(project.get("path_with_namespace", project_id)))
+        if hook == NOTE_HOOK:
+            self._note(project_id, body)
+        elif hook == MERGE_REQUEST_HOOK:
+            self._merge_request_event(project_id, body)
+        elif hook in (PIPELINE_HOOK, JOB_HOOK):
+            self._wake_project(project_id)
+        # Marked only once handled: after a crash before this line the redelivery is processed.
+        deliveries.mark(key, hook)
+
+    def _note(self, project_id: int, body: dict[str, Any]) -> None:
+        attributes = body.get("object_attributes") or {}
+        user = body.get("user") or {}
+        if attributes.get("noteable_type") != "MergeRequest" or attributes.get("system"):
+            return
+        if user.get("id") is not None and user.get("id") == self._bot_user_id():
+            return
+        parsed = parse_command(str(attributes.get("note") or ""), self._commands.known_commands())
+        if parsed is None:
+            return
+        iid = int((body.get("merge_request") or {}).get("iid") or 0)
+        note_id = int(attributes.get("id") or 0) or None
+        actor = Actor(gitlab_user_id=user.get("id"), username=str(user.get("username", "unknown")), channel="gitlab")
+        if isinstance(parsed, (UnknownCommand, BadSyntax)):
+            if self._first_time(f"bad:{project_id}:{note_id}:{parsed.message}"):
+                self._commands.reply_unknown(actor, project_id, iid, parsed.message)
+            return
+        # An edited comment is delivered again: act only if the command itself changed.
+        if not self._first_time(f"cmd:{project_id}:{note_id}:{parsed.text}"):
+            log.info("command on note %s already carried out", note_id)
+            return
+        self._commands.execute(parsed.name, parsed.args, actor, project_id, iid, note_id)
+
+    def _first_time(self, key: str) -> bool:
+        return self._store.deliveries.first_time(key, "command")
+
+    def _merge_request_event(self, project_id: int, body: dict[str, Any]) -> None:
+        attributes = body.get("object_attributes") or {}
+        target = str(attributes.get("target_branch") or "")
+        default_branch = str((body.get("project") or {}).get("default_branch") or "")
+        if attributes.get("action") == "merge" and target == default_branch:
+            self._default_branch_moved(project_id)
+        self._wake_project(project_id, only_branch=target or None)
+
+    def _wake_project(self, project_id: int, only_branch: str | None = None) -> None:
+        for lane in self._store.queue.waiting_lanes():
+            if lane.project_id == project_id and only_branch in (None, lane.target_branch):
+                self._wake(lane)
+
+    # -- chat and API commands ---------------------------------------------------------------
+
+    def _chat_command(self, event: dict[str, Any]) -> None:
+        actor = Actor(gitlab_user_id=event.get("gitlab_user_id"), username=str(event["username"]),
+                      channel=str(event.get("channel", "slack")))
+        parsed = parse_command(f"/merge-assist {event['text']}", self._commands.known_commands())
+        if not isinstance(parsed, ParsedCommand):
+            self._respond(event, parsed.message if parsed is not None else "Empty command.")
+            return
+        reply = self._commands.execute(parsed.name, parsed.args, actor, int(event["project_id"]),
+                                       int(event["mr_iid"]), None, post_reply=False)
+        self._respond(event, reply.text)
+
+    @staticmethod
+    def _respond(event: dict[str, Any], text: str) -> None:
+        response_url = event.get("response_url")
+        if response_url:
+            from bot.slack import respond_to
+
+            respond_to(str(response_url), text)

@@ -1,0 +1,136 @@
+"""Wiring: builds the store, queue, GitLab adapter, rules engine and workers from Settings."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import plugins
+from adapters.gitlab import PythonGitlabAdapter
+from adapters.queues import InProcessQueue, RedisStreamQueue
+from bot.config import ProjectConfig, load_server_config
+from bot.dispatch import EventHandler
+from bot.settings import Settings
+from bot.webhook_auth import WebhookAuth
+from bot.worker import LaneScheduler, Worker
+from rules.engine import RuleEngine
+from rules.errors import GitLabError
+from rules.feedback import Feedback, NoteRateLimiter
+from rules.flow import FlowDeps
+from rules.plugins import build_plugin_manager
+from rules.ports import Clock, GitLabPort
+from rules.service import CommandDeps, CommandService
+from storage import Store, migrate
+
+log = logging.getLogger("merge_assist.runtime")
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class SchemaRefused(RuntimeError):
+    pass
+
+
+def open_store_checked(settings: Settings) -> Store:
+    """Open the database; SQLite upgrades itself, PostgreSQL must already be migrated."""
+    store = Store.open(settings.database_url)
+    if store.db.is_sqlite:
+        migrate.upgrade(store.db)
+    else:
+        try:
+            migrate.ensure_current(store.db)
+        except migrate.SchemaOutdated as exc:
+            raise SchemaRefused(str(exc)) from None
+    return store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    queue: Any
+    engine: RuleEngine
+    webhook_auth: WebhookAuth
+    gitlab: GitLabPort | None = None
+    worker: Worker | None = None
+    handler: EventHandler | None = None
+    config: ProjectConfig | None = None
+    _started: bool = field(default=False, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, run_workers: bool, gitlab: GitLabPort | None = None,
+              clock: Clock | None = None, extra_plugins: tuple[object, ...] = ()) -> "Runtime":
+        store = open_store_checked(settings)
+        queue: Any = (InProcessQueue() if settings.is_embedded
+                      else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix))
+        engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, extra=extra_plugins))
+        auth = WebhookAuth(settings.webhook_secret, store.projects)
+        if gitlab is None and settings.gitlab_url and settings.gitlab_token:
+            gitlab = PythonGitlabAdapter(settings.gitlab_url, settings.gitlab_token.reveal())
+        runtime = cls(settings, store, queue, engine, auth, gitlab)
+        if gitlab is not None:
+            runtime._wire(gitlab, clock or SystemClock(), run_workers)
+        elif run_workers:
+            log.warning("MERGE_ASSIST_GITLAB_URL is not set: events are accepted but no merge work is done")
+        return runtime
+
+    def _wire(self, gitlab: GitLabPort, clock: Clock, run_workers: bool) -> None:
+        store, settings = self.store, self.settings
+        feedback = Feedback(gitlab, NoteRateLimiter())
+        self.config = ProjectConfig(gitlab, self.engine, store.projects, feedback,
+                                    load_server_config(settings.server_config_file))
+        flow = FlowDeps(gitlab=gitlab, store=store.queue, engine=self.engine, config=self.config,
+                        clock=clock, feedback=feedback)
+        scheduler = LaneScheduler(flow, settings.lease_seconds)
+        commands = CommandService(CommandDeps(
+            flow=flow, roles=store.users, audit=store.audit, positions=store.queue,
+            wake=lambda entry: scheduler.drive(entry.lane)))
+        self.handler = EventHandler(store, commands, self._bot_user_id, scheduler.drive, self.config.invalidate)
+        if run_workers:
+            self.worker = Worker(self.queue, self.handler.handle, scheduler, store.queue.waiting_lanes,
+                                 consumers=settings.workers, recheck_seconds=settings.recheck_seconds)
+
+    def _bot_user_id(self) -> int | None:
+        if self.gitlab is None:
+            return None
+        try:
+            return self.gitlab.current_user()[0]
+        except GitLabError as exc:
+            log.warning("cannot read the bot's own user: %s", exc)
+            return None
+
+    def start(self) -> None:
+        if self.worker is not None and not self._started:
+            self.worker.start()
+            self._started = True
+
+    def stop(self) -> None:
+        if self.worker is not None and self._started:
+            self.worker.stop()
+            self._started = False
+        self.store.db.dispose()
+
+    def readiness_problems(self) -> list[str]:
+        problems = []
+        if not self.store.db.ping():
+            problems.append("database does not answer")
+        if not self.queue.ping():
+            problems.append("queue backend does not answer")
+        return problems
+
+    def run_forever(self) -> None:
+        """The `worker` command: consume until SIGTERM or SIGINT."""
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        self.start()
+        log.info("worker running; waiting for events")
+        stop.wait()
+        self.stop()

@@ -1,0 +1,86 @@
+"""`POST /webhooks/gitlab`: authenticate, deduplicate key, enqueue, answer within milliseconds.
+
+Nothing here calls GitLab or the database on the request path (project secrets are cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.queues import QueueUnavailable
+from bot.dispatch import HANDLED_HOOKS
+from rules.metrics import REGISTRY
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger("merge_assist.webhook")
+RECEIVED = REGISTRY.counter("merge_assist_webhooks_total", "Webhook deliveries by outcome.", ("outcome",))
+
+
+def _reply(status: int, outcome: str, **extra: Any) -> Response:
+    RECEIVED.inc(outcome=outcome)
+    return JSONResponse({"status": outcome, **extra}, status_code=status)
+
+
+def delivery_key(headers: Any, event: str, body: dict[str, Any]) -> str:
+    """GitLab's Idempotency-Key; else a hash of the event kind, object id and update time."""
+    key = headers.get("idempotency-key")
+    if key:
+        return f"idem:{key}"
+    attributes = body.get("object_attributes") or {}
+    basis = json.dumps([event, body.get("project_id") or (body.get("project") or {}).get("id"),
+                        attributes.get("id"), attributes.get("updated_at"), attributes.get("status"),
+                        attributes.get("action")], default=str)
+    return "hash:" + hashlib.sha256(basis.encode()).hexdigest()
+
+
+def _project_id(body: Any) -> int | None:
+    if not isinstance(body, dict):
+        return None
+    value = body.get("project_id") or (body.get("project") or {}).get("id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def gitlab_webhook(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    token = request.headers.get("x-gitlab-token")
+    if not token:
+        return _reply(401, "unauthorized", error="missing X-Gitlab-Token")
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not runtime.webhook_auth.accepts(token, _project_id(body)):
+        return _reply(401, "unauthorized", error="wrong X-Gitlab-Token")
+    if not isinstance(body, dict):
+        return _reply(400, "malformed", error="the body is not a JSON object")
+    event = request.headers.get("x-gitlab-event", "")
+    if event not in HANDLED_HOOKS:
+        return _reply(200, "ignored", reason=f"event {event!r} is not used")
+    missing = [name for name in ("object_kind", "object_attributes") if name not in body]
+    if missing or _project_id(body) is None:
+        return _reply(400, "malformed", error=f"missing field(s): {', '.join(missing) or 'project id'}")
+    try:
+        runtime.queue.publish({"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, body),
+                               "body": body})
+    except QueueUnavailable as exc:
+        log.error("cannot queue a %s delivery: %s", event, exc)
+        # 503 makes GitLab deliver it again later instead of losing it.
+        return _reply(503, "unavailable", error="queue unavailable; retry later")
+    return _reply(200, "queued")
+
+
+def webhook_routes() -> list[BaseRoute]:
+    return [Route("/webhooks/gitlab", gitlab_webhook, methods=["POST"])]

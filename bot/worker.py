@@ -1,0 +1,125 @@
+"""Worker threads: consume events, drive lanes, and re-check waiting lanes on a slow timer."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from rules.flow import FlowDeps, LaneDriver
+from rules.model import LaneKey
+from rules.ports import EventQueue
+
+log = logging.getLogger("merge_assist.worker")
+
+EventHandlerFn = Callable[[dict[str, Any]], None]
+
+
+def holder_id(thread_name: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{thread_name}:{uuid.uuid4().hex[:8]}"
+
+
+class LaneScheduler:
+    """Drives lanes now or later; each thread has its own LaneDriver (its own lease holder id)."""
+
+    def __init__(self, deps: FlowDeps, lease_seconds: float) -> None:
+        self._deps = deps
+        self._lease_seconds = lease_seconds
+        self._local = threading.local()
+        self._due: list[tuple[float, str, LaneKey]] = []
+        self._lock = threading.Lock()
+
+    def _driver(self) -> LaneDriver:
+        driver = getattr(self._local, "driver", None)
+        if driver is None:
+            driver = LaneDriver(self._deps, holder_id(threading.current_thread().name), self._lease_seconds)
+            self._local.driver = driver
+        return driver
+
+    def drive(self, lane: LaneKey) -> None:
+        try:
+            wake_after = self._driver().drive(lane)
+        except Exception:
+            log.exception("lane %s: driving failed; retrying in 30s", lane)
+            wake_after = 30.0
+        if wake_after is not None:
+            self.later(lane, wake_after)
+
+    def later(self, lane: LaneKey, seconds: float) -> None:
+        with self._lock:
+            heapq.heappush(self._due, (time.monotonic() + seconds, str(lane), lane))
+
+    def pop_due(self) -> list[LaneKey]:
+        now, due = time.monotonic(), []
+        with self._lock:
+            while self._due and self._due[0][0] <= now:
+                due.append(heapq.heappop(self._due)[2])
+        return list(dict.fromkeys(due))
+
+
+class Worker:
+    """`consumers` threads on the event queue plus one timer thread."""
+
+    def __init__(self, queue: EventQueue, handler: EventHandlerFn, scheduler: LaneScheduler,
+                 waiting_lanes: Callable[[], list[LaneKey]], *, consumers: int = 2,
+                 recheck_seconds: float = 120.0) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._scheduler = scheduler
+        self._waiting_lanes = waiting_lanes
+        self._consumers = consumers
+        self._recheck = recheck_seconds
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._next_recheck = 0.0
+
+    def start(self) -> None:
+        self._stopping.clear()
+        for index in range(self._consumers):
+            self._spawn(f"consumer-{index}", self._consume)
+        self._spawn("timer", self._timer)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"merge-assist-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _consume(self) -> None:
+        name = threading.current_thread().name
+        self._queue.consume(self._handler, stop=self._stopping.is_set, consumer=holder_id(name))  # type: ignore[call-arg]
+
+    def recheck_now(self) -> None:
+        """Look at every lane that has queued work (the safety net for lost webhooks)."""
+        for lane in self._waiting_lanes():
+            self._scheduler.drive(lane)
+
+    def _timer(self) -> None:
+        self._next_recheck = time.monotonic() + min(self._recheck, 5.0)
+        while not self._stopping.wait(0.2):
+            try:
+                for lane in self._scheduler.pop_due():
+                    self._scheduler.drive(lane)
+                if time.monotonic() >= self._next_recheck:
+                    self._next_recheck = time.monotonic() + self._recheck
+                    self.recheck_now()
+            except Exception:
+                log.exception("timer pass failed")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stopping.wait(1.0):
+                pass
+        finally:
+            self.stop()

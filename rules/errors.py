@@ -1,0 +1,40 @@
+"""Errors the merge flow understands, raised by the GitLab port.
+
+Each maps a GitLab answer to what the merge flow does with it, so that the core never looks
+at HTTP status codes of a particular client library.
+"""
+
+from __future__ import annotations
+
+
+class GitLabError(Exception):
+    """GitLab answered with an error the merge flow has no special handling for."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"GitLab answered {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+class NotFound(GitLabError):
+    """404: the object (or the membership) does not exist."""
+
+
+class HeadMoved(GitLabError):
+    """409 on merge: the source branch head is not the SHA we tested."""
+
+
+class NotMergeable(GitLabError):
+    """405 or 422 on merge: GitLab will not merge it now; re-validate."""
+
+
+class TransientGitLabError(GitLabError):
+    """5xx, timeouts and connection errors: try again later."""
+
+
+class RebaseRefused(GitLabError):
+    """403/409 on rebase: GitLab would not start the rebase."""
+
+
+class LeaseLost(RuntimeError):
+    """The lane's lease moved to another holder; this worker must stop acting on the lane."""

@@ -1,0 +1,141 @@
+"""Ports: the typed interfaces the core needs from the outside world.
+
+Adapters (python-gitlab, Redis, in-process) and storage (SQLAlchemy) implement these; the merge
+flow and rules only ever see these Protocols.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Iterable, Protocol
+
+from rules.model import (
+    Approvals,
+    Actor,
+    EntryState,
+    LaneKey,
+    MergeRequest,
+    Pipeline,
+    Priority,
+    Project,
+    QueueEntry,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class GitLabPort(Protocol):
+    """What the bot asks of GitLab. Errors are `rules.errors` exceptions."""
+
+    def current_user(self) -> tuple[int, str]:
+        """(id, username) of the bot's own token."""
+        ...
+
+    def get_project(self, project_id: int) -> Project: ...
+
+    def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
+        """A fresh read, including `rebase_in_progress` and `merge_error`."""
+        ...
+
+    def get_approvals(self, project_id: int, iid: int) -> Approvals: ...
+
+    def get_access_level(self, project_id: int, user_id: int) -> int:
+        """Effective (inherited included) access level; 0 for non-members."""
+        ...
+
+    def get_merge_access_level(self, project_id: int, branch: str) -> int | None:
+        """Lowest access level allowed to merge into a protected branch; None if unprotected."""
+        ...
+
+    def get_file(self, project_id: int, path: str, ref: str) -> str | None:
+        """Raw file content at ref, or None when the file does not exist."""
+        ...
+
+    def get_branch_sha(self, project_id: int, branch: str) -> str: ...
+
+    def get_pipeline(self, project_id: int, pipeline_id: int) -> Pipeline: ...
+
+    def rebase(self, project_id: int, iid: int) -> None:
+        """Start GitLab's asynchronous rebase."""
+        ...
+
+    def merge(self, project_id: int, iid: int, sha: str, squash: bool | None = None) -> MergeRequest:
+        """Merge now with `sha`; raises HeadMoved (409) or NotMergeable (405/422)."""
+        ...
+
+    def post_note(self, project_id: int, iid: int, body: str) -> int:
+        """Post a comment on the MR; returns the note id."""
+        ...
+
+    def award_emoji(self, project_id: int, iid: int, note_id: int | None, name: str) -> None:
+        """Award an emoji on a note (or the MR when note_id is None); duplicates are fine."""
+        ...
+
+
+class QueueStore(Protocol):
+    """Persisted queue entries and lane state."""
+
+    def active_entry_for(self, project_id: int, iid: int) -> QueueEntry | None: ...
+
+    def add_entry(
+        self, project_id: int, iid: int, target_branch: str, priority: Priority, requested_by: str,
+        note_id: int | None = None,
+    ) -> QueueEntry: ...
+
+    def get_entry(self, entry_id: int) -> QueueEntry | None: ...
+
+    def lane_entries(self, lane: LaneKey) -> list[QueueEntry]:
+        """Active entries of the lane in merge order (priority, then enqueue time)."""
+        ...
+
+    def transition(
+        self, entry_id: int, to: EntryState, reason: str = "", *, fence: int | None = None,
+        **fields: Any,
+    ) -> QueueEntry:
+        """Persist a state change (and fields like tested_sha); refuses a stale fence."""
+        ...
+
+    def set_priority(self, entry_id: int, priority: Priority) -> QueueEntry: ...
+
+    def waiting_lanes(self) -> list[LaneKey]:
+        """Lanes with at least one active entry."""
+        ...
+
+
+class LaneLeases(Protocol):
+    def acquire(self, lane: LaneKey, holder: str, ttl_seconds: float) -> int | None:
+        """Take or renew the lane's lease; returns a fencing token, or None if held elsewhere."""
+        ...
+
+    def release(self, lane: LaneKey, holder: str) -> None: ...
+
+
+class AuditLog(Protocol):
+    def record(
+        self, actor: Actor, action: str, target: str, outcome: str, detail: str = "",
+    ) -> None:
+        """Append one audit record (never updated or deleted)."""
+        ...
+
+
+class EventQueue(Protocol):
+    """Work handed from the web face to workers."""
+
+    def publish(self, event: dict[str, Any]) -> None: ...
+
+    def consume(
+        self, handler: Callable[[dict[str, Any]], None], *, stop: Callable[[], bool],
+    ) -> None:
+        """Run handler for each event until stop() is true; ack only after handler returns."""
+        ...
+
+
+class Notifier(Protocol):
+    def notify(self, lane: LaneKey, entry: QueueEntry, message: str) -> None: ...
+
+
+Listener = Callable[[Iterable[Any]], None]

@@ -1,0 +1,195 @@
+"""Carrying out commands: authorization, the enqueue checks, queue changes and the reply."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from rules.commands import CommandInvocation, CommandReply
+from rules.errors import NotFound
+from rules.feedback import Feedback
+from rules.flow import FlowDeps, rule_context
+from rules.help import render_help, render_status
+from rules.hookspecs import ACCESS_DEVELOPER, AuthRequest
+from rules.model import Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
+from rules.ports import AuditLog
+
+log = logging.getLogger("merge_assist.commands")
+
+
+class RoleLookup(Protocol):
+    def roles_for(self, *, project_id: int, gitlab_user_id: int | None = None,
+                  gitlab_username: str | None = None) -> frozenset[str]: ...
+
+
+class QueuePositions(Protocol):
+    def position(self, entry: QueueEntry) -> int | None: ...
+
+    def latest_entry_for(self, project_id: int, iid: int) -> QueueEntry | None: ...
+
+
+@dataclass
+class CommandDeps:
+    flow: FlowDeps
+    roles: RoleLookup
+    audit: AuditLog
+    positions: QueuePositions
+    wake: Callable[[QueueEntry], None]
+
+    @property
+    def feedback(self) -> Feedback:
+        return self.flow.feedback
+
+
+def _target(project_id: int, iid: int) -> str:
+    return f"{project_id}!{iid}"
+
+
+class CommandService:
+    """Runs one command for one actor on one merge request and answers on the MR."""
+
+    def __init__(self, deps: CommandDeps) -> None:
+        self.deps = deps
+
+    def known_commands(self) -> list[str]:
+        return list(self.deps.flow.engine.commands())
+
+    def execute(self, name: str, args: tuple[str, ...], actor: Actor, project_id: int, iid: int,
+                note_id: int | None = None, *, post_reply: bool = True) -> CommandReply:
+        flow = self.deps.flow
+        spec = flow.engine.commands().get(name)
+        if spec is None:
+            return self._answer(actor, project_id, iid, CommandReply(f"Unknown command `{name}`.", ok=False),
+                                name, post_reply)
+        try:
+            mr = flow.gitlab.get_merge_request(project_id, iid)
+        except NotFound:
+            return CommandReply(f"I cannot find merge request !{iid} in project {project_id}.", ok=False)
+        access = flow.gitlab.get_access_level(project_id, actor.gitlab_user_id) if actor.gitlab_user_id else 0
+        required = ACCESS_DEVELOPER
+        if spec.mutates:
+            required = flow.gitlab.get_merge_access_level(project_id, mr.target_branch) or ACCESS_DEVELOPER
+        roles = self.deps.roles.roles_for(project_id=project_id, gitlab_user_id=actor.gitlab_user_id,
+                                          gitlab_username=actor.username)
+        requested = spec.requested_priority(args) if spec.requested_priority else None
+        decision = flow.engine.authorize(AuthRequest(
+            command=name, actor=actor, project_id=project_id, mr_iid=iid, target_branch=mr.target_branch,
+            access_level=access, required_merge_level=required, roles=roles, requested_priority=requested,
+            mutates=spec.mutates,
+        ))
+        if not decision.allowed:
+            self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid), "refused", decision.reason)
+            reply = CommandReply(f"@{actor.username} you may not run `{name}` here: {decision.reason}", ok=False)
+            return self._answer(actor, project_id, iid, reply, name, post_reply, audited=True)
+        services = MergeRequestServices(self, actor, mr, note_id)
+        reply = flow.engine.run_command(CommandInvocation(
+            name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services))
+        if not reply.ok:
+            reply = CommandReply(f"@{actor.username} {reply.text}", ok=False)
+        return self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
+
+    def _answer(self, actor: Actor, project_id: int, iid: int, reply: CommandReply, name: str,
+                post_reply: bool, audited: bool = False) -> CommandReply:
+        if not audited:
+            self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid),
+                                   "ok" if reply.ok else "refused", reply.text[:500])
+        if post_reply:
+            self.deps.feedback.comment(project_id, iid, reply.text)
+        return reply
+
+    def reply_unknown(self, actor: Actor, project_id: int, iid: int, message: str) -> None:
+        help_text = render_help(self.deps.flow.engine)
+        self.deps.audit.record(actor, "command:unknown", _target(project_id, iid), "refused", message)
+        self.deps.feedback.comment(project_id, iid, f"@{actor.username} {message}\n\n{help_text}")
+
+
+class MergeRequestServices:
+    """`rules.commands.CommandServices` for one MR; each method returns the reply text."""
+
+    def __init__(self, service: CommandService, actor: Actor, mr: MergeRequest, note_id: int | None) -> None:
+        self._service = service
+        self._deps = service.deps
+        self._flow = service.deps.flow
+        self._actor = actor
+        self._mr = mr
+        self._note_id = note_id
+        self.replied = False
+
+    @property
+    def _project(self) -> Project:
+        return self._flow.gitlab.get_project(self._mr.project_id)
+
+    def _active(self) -> QueueEntry | None:
+        return self._flow.store.active_entry_for(self._mr.project_id, self._mr.iid)
+
+    def _position_text(self, entry: QueueEntry) -> str:
+        position = self._deps.positions.position(entry)
+        size = len(self._flow.store.lane_entries(entry.lane))
+        return f"position {position} of {size} in `{entry.target_branch}`"
+
+    def enqueue(self, priority: Priority) -> str:
+        mr, project = self._mr, self._project
+        existing = self._active()
+        if existing is not None:
+            return f"!{mr.iid} is already queued ({existing.state.value}), {self._position_text(existing)}."
+        options = self._flow.config.options_for(project, mr)
+        context = rule_context(self._flow, project, mr, None)
+        decision = self._flow.engine.check_enqueue(context, options)
+        if decision.outcome is Outcome.REFUSE:
+            self._deps.audit.record(self._actor, "enqueue", _target(mr.project_id, mr.iid), "refused",
+                                    decision.explain())
+            raise_refusal = "; ".join(f"rule `{v.rule}`: {v.reason}" for v in decision.blocking)
+            return f"I cannot queue this merge request. {raise_refusal}"
+        priority = self._flow.engine.adjust_priority(context, priority, options)
+        entry = self._flow.store.add_entry(mr.project_id, mr.iid, mr.target_branch, priority,
+                                           self._actor.username, note_id=self._note_id)
+        self._deps.audit.record(self._actor, "enqueue", _target(mr.project_id, mr.iid), "queued",
+                                f"priority {priority.label}")
+        self._flow.feedback.acknowledge(mr.project_id, mr.iid, self._note_id)
+        position = self._deps.positions.position(entry) or 1
+        size = len(self._flow.store.lane_entries(entry.lane))
+        self._flow.feedback.queued(mr.project_id, mr.iid, position, size, mr.target_branch)
+        self.replied = True
+        self._deps.wake(entry)
+        return f"Queued with priority {priority.label}: position {position} of {size} in `{mr.target_branch}`."
+
+    def cancel(self) -> str:
+        entry = self._active()
+        if entry is None:
+            return f"!{self._mr.iid} is not in the queue."
+        if entry.state is EntryState.MERGING:
+            return f"!{self._mr.iid} is being merged right now; it is too late to cancel."
+        self._flow.store.transition(entry.id, EntryState.CANCELLED, f"cancelled by @{self._actor.username}")
+        self._deps.wake(entry)
+        return f"Removed !{self._mr.iid} from the `{entry.target_branch}` queue."
+
+    def set_priority(self, priority: Priority) -> str:
+        entry = self._active()
+        if entry is None:
+            return f"!{self._mr.iid} is not in the queue; use `/merge-assist merge --priority {priority.label}`."
+        entry = self._flow.store.set_priority(entry.id, priority)
+        self._deps.audit.record(self._actor, "priority", _target(entry.project_id, entry.mr_iid), "ok", priority.label)
+        return f"Priority set to {priority.label}: {self._position_text(entry)}."
+
+    def retry(self) -> str:
+        if self._active() is not None:
+            return f"!{self._mr.iid} is already queued."
+        last = self._deps.positions.latest_entry_for(self._mr.project_id, self._mr.iid)
+        return self.enqueue(last.priority if last else Priority.NORMAL)
+
+    def status(self) -> str:
+        project, mr = self._project, self._mr
+        entry = self._active()
+        options = self._flow.config.options_for(project, mr)
+        paused = self._flow.store.lane_paused(entry.lane) if entry else False
+        decision = self._flow.engine.check_merge(rule_context(self._flow, project, mr, entry, paused), options)
+        position = self._deps.positions.position(entry) if entry else None
+        size = len(self._flow.store.lane_entries(entry.lane)) if entry else None
+        text = render_status(decision, position, size)
+        if entry is not None:
+            text += f"\n\nQueue state: `{entry.state.value}`" + (f" ({entry.reason})" if entry.reason else "")
+        return text
+
+    def help(self) -> str:
+        return render_help(self._flow.engine)

@@ -1,0 +1,194 @@
+"""Queue entries and lanes: implements rules.ports.QueueStore and rules.ports.LaneLeases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from rules.errors import LeaseLost
+from rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
+from storage.db import Database
+from storage.models import AuditRecord, Lane, QueueEntryRow
+from storage.types import utcnow
+
+ACTIVE = [s.value for s in ACTIVE_STATES]
+UPDATABLE_FIELDS = {"tested_sha", "pipeline_id", "merge_commit_sha", "attempts", "note_id"}
+
+
+
+class AlreadyQueued(RuntimeError):
+    def __init__(self, entry: QueueEntry) -> None:
+        super().__init__(f"!{entry.mr_iid} is already queued ({entry.state.value})")
+        self.entry = entry
+
+
+def _entry(row: QueueEntryRow) -> QueueEntry:
+    return QueueEntry(
+        id=row.id, project_id=row.project_id, mr_iid=row.mr_iid, target_branch=row.target_branch,
+        priority=Priority(row.priority), state=EntryState(row.state), requested_by=row.requested_by,
+        enqueued_at=row.enqueued_at, updated_at=row.updated_at, reason=row.reason, attempts=row.attempts,
+        tested_sha=row.tested_sha, pipeline_id=row.pipeline_id, note_id=row.note_id,
+    )
+
+
+def _merge_order() -> tuple[Any, ...]:
+    return (QueueEntryRow.priority.desc(), QueueEntryRow.enqueued_at, QueueEntryRow.id)
+
+
+class QueueRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add_entry(self, project_id: int, iid: int, target_branch: str, priority: Priority,
+                  requested_by: str, note_id: int | None = None) -> QueueEntry:
+        try:
+            with self._db.session() as session:
+                self._ensure_lane(session, project_id, target_branch)
+                row = QueueEntryRow(
+                    project_id=project_id, mr_iid=iid, target_branch=target_branch, priority=int(priority),
+                    state=EntryState.QUEUED.value, requested_by=requested_by, note_id=note_id,
+                )
+                session.add(row)
+                session.flush()
+                return _entry(row)
+        except IntegrityError:
+            existing = self.active_entry_for(project_id, iid)
+            if existing is None:
+                raise
+            raise AlreadyQueued(existing) from None
+
+    def active_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
+        with self._db.session() as session:
+            row = session.scalar(select(QueueEntryRow).where(
+                QueueEntryRow.project_id == project_id, QueueEntryRow.mr_iid == iid,
+                QueueEntryRow.state.in_(ACTIVE),
+            ))
+            return _entry(row) if row else None
+
+    def latest_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
+        with self._db.session() as session:
+            row = session.scalar(select(QueueEntryRow).where(
+                QueueEntryRow.project_id == project_id, QueueEntryRow.mr_iid == iid,
+            ).order_by(QueueEntryRow.id.desc()).limit(1))
+            return _entry(row) if row else None
+
+    def get_entry(self, entry_id: int) -> QueueEntry | None:
+        with self._db.session() as session:
+            row = session.get(QueueEntryRow, entry_id)
+            return _entry(row) if row else None
+
+    def lane_entries(self, lane: LaneKey) -> list[QueueEntry]:
+        with self._db.session() as session:
+            rows = session.scalars(select(QueueEntryRow).where(
+                QueueEntryRow.project_id == lane.project_id, QueueEntryRow.target_branch == lane.target_branch,
+                QueueEntryRow.state.in_(ACTIVE),
+            ).order_by(*_merge_order()))
+            return [_entry(r) for r in rows]
+
+    def all_entries(self, *, active_only: bool = False, limit: int = 500) -> list[QueueEntry]:
+        query = select(QueueEntryRow).order_by(QueueEntryRow.id.desc()).limit(limit)
+        if active_only:
+            query = query.where(QueueEntryRow.state.in_(ACTIVE))
+        with self._db.session() as session:
+            return [_entry(r) for r in session.scalars(query)]
+
+    def transition(self, entry_id: int, to: EntryState, reason: str = "", *, fence: int | None = None,
+                   **fields: Any) -> QueueEntry:
+        unknown = set(fields) - UPDATABLE_FIELDS
+        if unknown:
+            raise TypeError(f"cannot set {sorted(unknown)} on a queue entry")
+        with self._db.session() as session:
+            row = session.get(QueueEntryRow, entry_id)
+            if row is None:
+                raise KeyError(entry_id)
+            if fence is not None:
+                lane = session.get(Lane, (row.project_id, row.target_branch))
+                if lane is None or lane.lease_token != fence:
+                    raise LeaseLost(f"lane {row.project_id}:{row.target_branch} lease moved on")
+            previous = row.state
+            row.state, row.reason, row.updated_at = to.value, reason, utcnow()
+            for name, value in fields.items():
+                setattr(row, name, value)
+            # Written in the same transaction as the change, so the audit trail can never miss one.
+            session.add(AuditRecord(
+                actor="merge-assist", channel="system", action="transition",
+                target=f"{row.project_id}!{row.mr_iid}", outcome=to.value,
+                detail=f"{previous} -> {to.value}" + (f": {reason}" if reason else ""),
+            ))
+            session.flush()
+            return _entry(row)
+
+    def set_priority(self, entry_id: int, priority: Priority) -> QueueEntry:
+        with self._db.session() as session:
+            row = session.get(QueueEntryRow, entry_id)
+            if row is None:
+                raise KeyError(entry_id)
+            row.priority, row.updated_at = int(priority), utcnow()
+            return _entry(row)
+
+    def waiting_lanes(self) -> list[LaneKey]:
+        with self._db.session() as session:
+            rows = session.execute(select(QueueEntryRow.project_id, QueueEntryRow.target_branch).distinct()
+                                   .where(QueueEntryRow.state.in_(ACTIVE)))
+            return [LaneKey(p, b) for p, b in rows]
+
+    def position(self, entry: QueueEntry) -> int | None:
+        """1-based position of an active entry in its lane."""
+        for index, other in enumerate(self.lane_entries(entry.lane), start=1):
+            if other.id == entry.id:
+                return index
+        return None
+
+    # Lanes: pause switch and lease.
+
+    def set_lane_paused(self, lane: LaneKey, paused: bool) -> None:
+        with self._db.session() as session:
+            self._ensure_lane(session, lane.project_id, lane.target_branch).paused = paused
+
+    def lane_paused(self, lane: LaneKey) -> bool:
+        with self._db.session() as session:
+            row = session.get(Lane, (lane.project_id, lane.target_branch))
+            return bool(row and row.paused)
+
+    def acquire(self, lane: LaneKey, holder: str, ttl_seconds: float) -> int | None:
+        """Take, renew or steal an expired lease in one conditional UPDATE; returns the fence."""
+        now = utcnow()
+        expires = now + timedelta(seconds=ttl_seconds)
+        with self._db.session() as session:
+            self._ensure_lane(session, lane.project_id, lane.target_branch)
+        key = and_(Lane.project_id == lane.project_id, Lane.target_branch == lane.target_branch)
+        with self._db.session() as session:
+            renewed = session.execute(update(Lane).where(key, Lane.lease_holder == holder,
+                                                         Lane.lease_expires_at > now)
+                                      .values(lease_expires_at=expires)).rowcount
+            if not renewed:
+                taken = session.execute(update(Lane).where(key, or_(
+                    Lane.lease_holder.is_(None), Lane.lease_expires_at.is_(None), Lane.lease_expires_at <= now,
+                    Lane.lease_holder == holder,
+                )).values(lease_holder=holder, lease_expires_at=expires,
+                          lease_token=Lane.lease_token + 1)).rowcount
+                if not taken:
+                    return None
+            return session.scalar(select(Lane.lease_token).where(key))
+
+    def release(self, lane: LaneKey, holder: str) -> None:
+        with self._db.session() as session:
+            session.execute(update(Lane).where(
+                Lane.project_id == lane.project_id, Lane.target_branch == lane.target_branch,
+                Lane.lease_holder == holder,
+            ).values(lease_holder=None, lease_expires_at=None))
+
+    @staticmethod
+    def _ensure_lane(session: Any, project_id: int, target_branch: str) -> Lane:
+        lane = session.get(Lane, (project_id, target_branch))
+        if lane is None:
+            lane = Lane(project_id=project_id, target_branch=target_branch, paused=False, lease_token=0)
+            try:
+                with session.begin_nested():
+                    session.add(lane)
+            except IntegrityError:
+                lane = session.get(Lane, (project_id, target_branch))
+        return lane

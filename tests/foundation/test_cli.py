@@ -1,0 +1,98 @@
+import logging
+
+import httpx
+import pytest
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from bot.app import create_app
+from bot.runtime import Runtime
+from bot.settings import load_settings
+from tests.helpers import cli, free_port, http_ok, start_cli, wait_for
+
+
+def test_serve_on_fresh_checkout_creates_sqlite_and_is_ready(tmp_path):
+    port = free_port()
+    process = start_cli(["serve", "--port", str(port)], cwd=tmp_path, log_path=tmp_path / "serve.log")
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=30, message="/readyz 200")
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
+        assert (tmp_path / "merge-assist.db").exists()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_postgres_serve_refuses_outdated_schema_until_migrated(tmp_path, pg_url):
+    env = {"MERGE_ASSIST_DATABASE_URL": pg_url}
+    refused = cli(["serve", "--port", str(free_port())], tmp_path, env)
+    assert refused.returncode == 2
+    assert "merge-assist migrate" in refused.stderr
+    migrated = cli(["migrate"], tmp_path, env)
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    process = start_cli(["serve", "--port", str(port)], cwd=tmp_path, env=env)
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=30, message="/readyz 200")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_settings_error_is_one_line_naming_the_variable(tmp_path):
+    result = cli(["migrate"], tmp_path, {"MERGE_ASSIST_PORT": "http"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "merge-assist: MERGE_ASSIST_PORT: expected a port number 0-65535, got 'http'"]
+
+
+def test_create_admin_reads_password_from_file_and_grant(tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("s3cret-password\n")
+    created = cli(["create-admin", "root", "--password-file", str(password)], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert "s3cret" not in created.stdout + created.stderr
+    no_terminal = cli(["create-admin", "other"], tmp_path, input_text="")
+    assert no_terminal.returncode == 2 and "--password-file" in no_terminal.stderr
+    granted = cli(["grant", "priority_manager", "--gitlab-user", "alice", "--project", "7"], tmp_path)
+    assert granted.returncode == 0 and "project 7" in granted.stdout
+    bad = cli(["grant", "wizard", "--gitlab-user", "alice"], tmp_path)
+    assert bad.returncode == 2 and "unknown role 'wizard'" in bad.stderr
+
+    from storage import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'merge-assist.db'}")
+    assert store.users.verify_password("root", "s3cret-password") is not None
+    assert store.users.roles_for(project_id=7, gitlab_username="alice") == {"priority_manager"}
+    assert store.users.roles_for(project_id=8, gitlab_username="alice") == frozenset()
+
+
+def test_error_page_and_logs_never_show_secrets(tmp_path, caplog):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("webhook-secret-value")
+    settings = load_settings({"MERGE_ASSIST_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                              "MERGE_ASSIST_WEBHOOK_SECRET_FILE": str(secret_file)})
+    from bot.logs import configure_logging
+
+    configure_logging(settings)
+    app = create_app(Runtime.build(settings, run_workers=False))
+
+    def explode(request):
+        raise RuntimeError(f"boom with {settings.webhook_secret.reveal()}")
+
+    app.router.routes.append(Route("/explode", explode))
+    with caplog.at_level(logging.ERROR):
+        with TestClient(app, raise_server_exceptions=False) as client:
+            response = client.get("/explode")
+    assert response.status_code == 500
+    assert "webhook-secret-value" not in response.text
+    assert response.json() == {"error": "internal error"}
+    assert "webhook-secret-value" not in repr(settings)
+    assert "webhook-secret-value" not in caplog.text
+
+
+@pytest.mark.parametrize("args", [["worker"]])
+def test_worker_needs_redis(tmp_path, args):
+    result = cli(args, tmp_path)
+    assert result.returncode == 2
+    assert "MERGE_ASSIST_REDIS_URL" in result.stderr

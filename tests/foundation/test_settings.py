@@ -1,0 +1,64 @@
+import logging
+
+import pytest
+
+from bot.logs import MASK, RedactSecrets
+from bot.settings import Secret, SettingsError, load_settings
+
+
+def test_defaults_are_embedded_sqlite():
+    settings = load_settings({})
+    assert settings.database_url == "sqlite:///merge-assist.db"
+    assert settings.is_embedded and settings.is_sqlite
+    assert settings.port == 8080
+
+
+@pytest.mark.parametrize("name, value", [
+    ("MERGE_ASSIST_PORT", "eighty"),
+    ("MERGE_ASSIST_PORT", "70000"),
+    ("MERGE_ASSIST_DATABASE_URL", "mysql://x"),
+    ("MERGE_ASSIST_REDIS_URL", "http://localhost"),
+    ("MERGE_ASSIST_WORKERS", "0"),
+    ("MERGE_ASSIST_LOG_LEVEL", "chatty"),
+    ("MERGE_ASSIST_RECHECK_SECONDS", "-1"),
+])
+def test_bad_values_name_the_variable(name, value):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    assert str(caught.value).startswith(name + ":")
+    assert value in str(caught.value)
+
+
+def test_gitlab_url_requires_token():
+    with pytest.raises(SettingsError, match="MERGE_ASSIST_GITLAB_TOKEN"):
+        load_settings({"MERGE_ASSIST_GITLAB_URL": "https://gitlab.example.com"})
+
+
+def test_secret_from_file_is_read_and_masked(tmp_path, caplog):
+    path = tmp_path / "token"
+    path.write_text("glpat-very-secret-value\n")
+    settings = load_settings({"MERGE_ASSIST_GITLAB_URL": "https://gitlab.example.com",
+                              "MERGE_ASSIST_GITLAB_TOKEN_FILE": str(path)})
+    assert settings.gitlab_token is not None
+    assert settings.gitlab_token.reveal() == "glpat-very-secret-value"
+    assert "very-secret" not in repr(settings)
+    assert "very-secret" not in str(settings.gitlab_token)
+    logger = logging.getLogger("test.redaction")
+    logger.addFilter(RedactSecrets(["glpat-very-secret-value"]))
+    with caplog.at_level(logging.INFO, logger="test.redaction"):
+        logger.info("calling GitLab with %s", settings.gitlab_token.reveal())
+    assert "very-secret" not in caplog.text
+    assert MASK in caplog.text
+
+
+def test_secret_file_errors_name_the_variable(tmp_path):
+    with pytest.raises(SettingsError, match="MERGE_ASSIST_WEBHOOK_SECRET_FILE"):
+        load_settings({"MERGE_ASSIST_WEBHOOK_SECRET_FILE": str(tmp_path / "missing")})
+    with pytest.raises(SettingsError, match="both set"):
+        load_settings({"MERGE_ASSIST_WEBHOOK_SECRET": "a", "MERGE_ASSIST_WEBHOOK_SECRET_FILE": "b"})
+
+
+def test_secret_equality_and_repr():
+    assert Secret("abc") == Secret("abc")
+    assert Secret("abc") != Secret("abd")
+    assert repr(Secret("abc")) == "Secret('**********')"

@@ -1,0 +1,62 @@
+"""Small helpers shared by tests: free ports, waiting, running the CLI as a real process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without any MERGE_ASSIST_ variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERGE_ASSIST_")}
+    env.update(extra or {})
+    return env
+
+
+def cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60,
+        input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=clean_env(env),
+                          capture_output=True, text=True, timeout=timeout, input=input_text)
+
+
+def start_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None,
+              log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    environment = clean_env(env)
+    environment["PYTHONPATH"] = str(REPO)
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=environment,
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
