@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .clock import SimClock
@@ -68,19 +69,27 @@ class Backend:
         return f"{self.base_url}/{user.username}"
 
     # -- webhooks ---------------------------------------------------------------
-    def emit(self, project: Project, event: str, payload: dict[str, Any]) -> None:
-        """Queue ``payload`` for every hook of ``project`` subscribed to ``event``."""
+    def emit(self, project: Project, event: str,
+             payload: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """Queue ``payload`` for every hook of ``project`` subscribed to ``event``.
+
+        ``payload`` may be a builder, called only if some hook wants the event (building
+        reads git, which would slow thousands of unobserved pipeline transitions).
+        """
         with self.state.lock:
             hooks = [h for h in self.state.hooks.values()
                      if h.project_id == project.id and event in h.events]
+            if not hooks:
+                return
+            body = payload() if callable(payload) else payload
         for hook in hooks:
-            self.dispatcher.enqueue(hook.id, hook.url, hook.token, event, payload,
+            self.dispatcher.enqueue(hook.id, hook.url, hook.token, event, body,
                                     event_uuid=self._event_uuid or str(uuid.uuid4()))
 
     # -- PipelineListener -------------------------------------------------------
     def pipeline_changed(self, pipeline: Pipeline) -> None:
         project = self.state.projects[pipeline.project_id]
-        self.emit(project, "pipeline", pipeline_payload(self, pipeline))
+        self.emit(project, "pipeline", lambda: pipeline_payload(self, pipeline))
         if pipeline.status in {"success", "failed", "canceled", "skipped"}:
             for callback in self.on_pipeline_finished:
                 callback(pipeline)
@@ -89,7 +98,7 @@ class Backend:
         if job.status == "pending":
             return
         project = self.state.projects[pipeline.project_id]
-        self.emit(project, "job", job_payload(self, pipeline, job))
+        self.emit(project, "job", lambda: job_payload(self, pipeline, job))
 
     def stop(self) -> None:
         self.clock.stop()

@@ -58,6 +58,7 @@ def create(backend: Backend, project: Project, author: User, source_branch: str,
             reviewer_ids=list(reviewer_ids or []), squash=squash,
             should_remove_source_branch=remove_source_branch,
             force_remove_source_branch=bool(remove_source_branch),
+            merge_params={"force_remove_source_branch": "1" if remove_source_branch else "0"},
             start_sha=target_sha, base_sha=backend.repo(project).merge_base(target_sha, source_sha))
         project.next_mr_iid += 1
         state.merge_requests[mr.id] = mr
@@ -161,7 +162,7 @@ def merge(backend: Backend, mr: MergeRequest, user: User, params: dict[str, Any]
         if ci:  # still running and auto-merge requested
             if not mr.merge_when_pipeline_succeeds:
                 mr.merge_when_pipeline_succeeds, mr.merge_user_id = True, user.id
-                mr.merge_params = merge_params
+                mr.merge_params.update(merge_params)
                 emit_mr(backend, mr, user, "update",
                         {"merge_when_pipeline_succeeds": {"previous": False, "current": True}})
             return mr

@@ -165,10 +165,11 @@ class PipelineRunner:
         pipeline.started_at = self.clock.now()
         self._set_status(pipeline, "running")
         generation = pipeline.generation
-        boundaries = sorted({t for _, _, start, end in JOB_LAYOUT for t in (start, end)})
+        self._step(pipeline.id, generation, 0.0)  # first jobs start with the pipeline
+        if plan.outcome == "never_finish":
+            return
+        boundaries = sorted({t for _, _, start, end in JOB_LAYOUT for t in (start, end)} - {0.0})
         for fraction in boundaries:
-            if plan.outcome == "never_finish" and fraction > 0:
-                break
             self.clock.call_later(fraction * plan.duration,
                                   lambda f=fraction: self._step(pipeline.id, generation, f))
 

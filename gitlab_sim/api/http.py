@@ -186,17 +186,22 @@ class SimMiddleware:
             return
         scope = self._rewrite(scope)
         started_wall, started = self.backend.clock.now(), time.monotonic()
-        status_holder = {"status": 500}
+
+        recorded = False
 
         async def capture(message: Message) -> None:
+            nonlocal recorded
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
+                # Record before the client can see the answer, so tests never race the log.
+                self._record(scope, message["status"], started_wall, time.monotonic() - started)
+                recorded = True
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            self._record(scope, status_holder["status"], started_wall, time.monotonic() - started)
+            if not recorded:
+                self._record(scope, 500, started_wall, time.monotonic() - started)
 
     def _rewrite(self, scope: Scope) -> Scope:
         raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?")[0]
