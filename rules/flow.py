@@ -31,6 +31,7 @@ BUSY_RETRY_SECONDS = 1.0
 TRANSIENT_RETRY_SECONDS = 15.0
 MAX_STEPS_PER_DRIVE = 25
 MAX_MERGE_ATTEMPTS = 3
+MID_ACTION = (EntryState.REBASING, EntryState.MERGING)
 SETTLING_STATUSES = {"unchecked", "checking", "preparing", "approvals_syncing", "cannot_be_merged_recheck"}
 
 MERGES = REGISTRY.counter("merge_assist_merges_total", "Merge requests merged by the queue.", ("project",))
@@ -90,7 +91,9 @@ class LaneDriver:
                 entries = store.lane_entries(lane)
                 if not entries:
                     return None
-                head = next((e for e in entries if e.state is not EntryState.QUEUED), entries[0])
+                # Priority decides, except that an entry in the middle of a rebase or a merge
+                # keeps its turn: a more urgent one may overtake one that waits for its pipeline.
+                head = next((e for e in entries if e.state in MID_ACTION), entries[0])
                 wake = self._step(head, fence)
                 if wake != CONTINUE:
                     return wake

@@ -84,7 +84,8 @@ class CommandService:
             return self._answer(actor, project_id, iid, reply, name, post_reply, audited=True)
         services = MergeRequestServices(self, actor, mr, note_id)
         reply = flow.engine.run_command(CommandInvocation(
-            name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services))
+            name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services,
+            merge_request=mr))
         if not reply.ok:
             reply = CommandReply(f"@{actor.username} {reply.text}", ok=False)
         return self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)

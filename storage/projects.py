@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
 from storage.models import ManagedProject
@@ -31,6 +32,13 @@ class ProjectRepository:
 
     def register(self, project_id: int, path: str, *, webhook_secret: str | None = None,
                  settings: dict[str, Any] | None = None) -> ProjectView:
+        try:
+            return self._register(project_id, path, webhook_secret, settings)
+        except IntegrityError:  # registered concurrently by another worker: update that row
+            return self._register(project_id, path, webhook_secret, settings)
+
+    def _register(self, project_id: int, path: str, webhook_secret: str | None,
+                  settings: dict[str, Any] | None) -> ProjectView:
         with self._db.session() as session:
             row = session.get(ManagedProject, project_id)
             if row is None:
