@@ -101,7 +101,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings, run_workers=settings.is_embedded)
     host, port = args.host or settings.host, args.port if args.port is not None else settings.port
     log.info("serving on http://%s:%s (%s mode)", host, port, "embedded" if settings.is_embedded else "production")
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
+    # log_config=None: uvicorn logs through our redacting handler instead of its own.
+    uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False, log_config=None)
     return 0
 
 

@@ -19,6 +19,23 @@ JOB_HOOK = "Job Hook"
 HANDLED_HOOKS = frozenset({NOTE_HOOK, MERGE_REQUEST_HOOK, PIPELINE_HOOK, JOB_HOOK})
 
 Wake = Callable[[LaneKey], None]
+FINAL_PIPELINE_STATUSES = frozenset({"success", "failed", "canceled", "skipped", "manual"})
+
+
+def is_relevant(hook: str, body: dict[str, Any]) -> bool:
+    """Whether a delivery can change anything for the queue; the rest is answered and dropped.
+
+    Pipelines matter when they end, jobs when they fail (the pipeline may still run), comments
+    when they mention the bot. This keeps a burst of CI webhooks from waking lanes for nothing.
+    """
+    attributes = body.get("object_attributes") or {}
+    if hook == PIPELINE_HOOK:
+        return attributes.get("status") in FINAL_PIPELINE_STATUSES
+    if hook == JOB_HOOK:
+        return body.get("build_status") == "failed"
+    if hook == NOTE_HOOK:
+        return "/merge-assist" in str(attributes.get("note") or "").lower()
+    return hook == MERGE_REQUEST_HOOK
 
 
 class EventHandler:

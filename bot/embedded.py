@@ -17,7 +17,7 @@ class BackgroundServer:
     def __init__(self, runtime: Runtime, host: str = "127.0.0.1", port: int = 0) -> None:
         self.runtime = runtime
         config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="on")
+                                access_log=False, lifespan="on", log_config=None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="merge-assist-http", daemon=True)
         self._host = host

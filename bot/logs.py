@@ -8,30 +8,23 @@ from typing import Iterable
 from bot.settings import Secret, Settings
 
 MASK = "**********"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class RedactSecrets(logging.Filter):
-    """Replace every known secret value in a record's final message with a mask."""
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual (message and traceback), then masks every known secret value.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
+    Masking the final text instead of the record keeps other handlers' view of the record intact.
+    """
+
+    def __init__(self, secrets: Iterable[str], fmt: str = FORMAT) -> None:
+        super().__init__(fmt)
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        redacted = message
-        for secret in self._secrets:
-            redacted = redacted.replace(secret, MASK)
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         return text
@@ -41,15 +34,16 @@ def secret_values(settings: Settings) -> list[str]:
     return [v.reveal() for v in vars(settings).values() if isinstance(v, Secret)]
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings) -> logging.Handler:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(secret_values(settings)))
+    handler.setFormatter(RedactingFormatter(secret_values(settings)))
+    handler._merge_assist = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_merge_assist", False):
             root.removeHandler(existing)
-    handler._merge_assist = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.log_level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.queues import QueueUnavailable
-from bot.dispatch import HANDLED_HOOKS
+from bot.dispatch import HANDLED_HOOKS, JOB_HOOK, is_relevant
 from rules.metrics import REGISTRY
 
 if TYPE_CHECKING:
@@ -69,9 +69,12 @@ async def gitlab_webhook(request: Request) -> Response:
     event = request.headers.get("x-gitlab-event", "")
     if event not in HANDLED_HOOKS:
         return _reply(200, "ignored", reason=f"event {event!r} is not used")
-    missing = [name for name in ("object_kind", "object_attributes") if name not in body]
+    required = ("object_kind",) if event == JOB_HOOK else ("object_kind", "object_attributes")
+    missing = [name for name in required if name not in body]
     if missing or _project_id(body) is None:
         return _reply(400, "malformed", error=f"missing field(s): {', '.join(missing) or 'project id'}")
+    if not is_relevant(event, body):
+        return _reply(200, "ignored", reason="nothing for the queue in this event")
     try:
         runtime.queue.publish({"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, body),
                                "body": body})

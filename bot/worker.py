@@ -32,6 +32,8 @@ class LaneScheduler:
         self._lease_seconds = lease_seconds
         self._local = threading.local()
         self._due: list[tuple[float, str, LaneKey]] = []
+        self._running: set[LaneKey] = set()
+        self._dirty: set[LaneKey] = set()
         self._lock = threading.Lock()
 
     def _driver(self) -> LaneDriver:
@@ -42,6 +44,31 @@ class LaneScheduler:
         return driver
 
     def drive(self, lane: LaneKey) -> None:
+        """Drive the lane now, unless a thread of this process is already on it.
+
+        A burst of webhooks for one lane then costs one extra pass instead of one pass each:
+        the thread on the lane is told to look again when it finishes.
+        """
+        with self._lock:
+            if lane in self._running:
+                self._dirty.add(lane)
+                return
+            self._running.add(lane)
+        try:
+            while True:
+                self._drive_once(lane)
+                with self._lock:
+                    if lane not in self._dirty:
+                        self._running.discard(lane)
+                        return
+                    self._dirty.discard(lane)
+        except BaseException:
+            with self._lock:
+                self._running.discard(lane)
+                self._dirty.discard(lane)
+            raise
+
+    def _drive_once(self, lane: LaneKey) -> None:
         try:
             wake_after = self._driver().drive(lane)
         except Exception:

@@ -1,3 +1,4 @@
+import io
 import logging
 
 import httpx
@@ -74,7 +75,9 @@ def test_error_page_and_logs_never_show_secrets(tmp_path, caplog):
                               "MERGE_ASSIST_WEBHOOK_SECRET_FILE": str(secret_file)})
     from bot.logs import configure_logging
 
-    configure_logging(settings)
+    handler = configure_logging(settings)
+    stream = io.StringIO()
+    handler.setStream(stream)
     app = create_app(Runtime.build(settings, run_workers=False))
 
     def explode(request):
@@ -88,7 +91,12 @@ def test_error_page_and_logs_never_show_secrets(tmp_path, caplog):
     assert "webhook-secret-value" not in response.text
     assert response.json() == {"error": "internal error"}
     assert "webhook-secret-value" not in repr(settings)
-    assert "webhook-secret-value" not in caplog.text
+    logging.getLogger("merge_assist.test").error("leak attempt: %s", settings.webhook_secret.reveal())
+    logging.getLogger().removeHandler(handler)
+    assert "boom" not in response.text
+    assert "unhandled error on GET /explode" in stream.getvalue()
+    assert "leak attempt: **********" in stream.getvalue()
+    assert "webhook-secret-value" not in stream.getvalue()
 
 
 @pytest.mark.parametrize("args", [["worker"]])

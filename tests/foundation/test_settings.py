@@ -1,8 +1,9 @@
 import logging
+import sys
 
 import pytest
 
-from bot.logs import MASK, RedactSecrets
+from bot.logs import MASK, RedactingFormatter
 from bot.settings import Secret, SettingsError, load_settings
 
 
@@ -43,12 +44,15 @@ def test_secret_from_file_is_read_and_masked(tmp_path, caplog):
     assert settings.gitlab_token.reveal() == "glpat-very-secret-value"
     assert "very-secret" not in repr(settings)
     assert "very-secret" not in str(settings.gitlab_token)
-    logger = logging.getLogger("test.redaction")
-    logger.addFilter(RedactSecrets(["glpat-very-secret-value"]))
-    with caplog.at_level(logging.INFO, logger="test.redaction"):
-        logger.info("calling GitLab with %s", settings.gitlab_token.reveal())
-    assert "very-secret" not in caplog.text
-    assert MASK in caplog.text
+    formatter = RedactingFormatter(["glpat-very-secret-value"])
+    try:
+        raise RuntimeError(f"GitLab refused {settings.gitlab_token.reveal()}")
+    except RuntimeError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "calling GitLab with %s",
+                                   (settings.gitlab_token.reveal(),), sys.exc_info())
+    text = formatter.format(record)
+    assert "very-secret" not in text
+    assert text.count(MASK) == 2 and "RuntimeError" in text
 
 
 def test_secret_file_errors_name_the_variable(tmp_path):
