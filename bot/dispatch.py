@@ -98,11 +98,14 @@ class EventHandler:
             if self._first_time(f"bad:{project_id}:{note_id}:{parsed.message}"):
                 self._commands.reply_unknown(actor, project_id, iid, parsed.message)
             return
-        # An edited comment is delivered again: act only if the command itself changed.
-        if not self._first_time(f"cmd:{project_id}:{note_id}:{parsed.text}"):
+        # An edited comment is delivered again: act only if the command itself changed. Marked
+        # after execution, so a worker that dies midway leaves the redelivery something to do.
+        command_key = f"cmd:{project_id}:{note_id}:{parsed.text}"
+        if self._store.deliveries.seen(command_key):
             log.info("command on note %s already carried out", note_id)
             return
         self._commands.execute(parsed.name, parsed.args, actor, project_id, iid, note_id)
+        self._store.deliveries.mark(command_key, "command")
 
     def _first_time(self, key: str) -> bool:
         return self._store.deliveries.first_time(key, "command")

@@ -69,7 +69,8 @@ class Runtime:
               clock: Clock | None = None, extra_plugins: tuple[object, ...] = ()) -> "Runtime":
         store = open_store_checked(settings)
         queue: Any = (InProcessQueue() if settings.is_embedded
-                      else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix))
+                      else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix,
+                                            reclaim_idle_ms=int(settings.queue_reclaim_seconds * 1000)))
         engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, extra=extra_plugins))
         auth = WebhookAuth(settings.webhook_secret, store.projects)
         if gitlab is None and settings.gitlab_url and settings.gitlab_token:
@@ -86,11 +87,16 @@ class Runtime:
         feedback = Feedback(gitlab, NoteRateLimiter())
         self.config = ProjectConfig(gitlab, self.engine, store.projects, feedback,
                                     load_server_config(settings.server_config_file))
-        flow = FlowDeps(gitlab=gitlab, store=store.queue, engine=self.engine, config=self.config,
+        queue_store: Any = store.queue
+        if settings.failpoint:
+            from bot.failpoints import CrashingQueue
+
+            queue_store = CrashingQueue(store.queue, settings.failpoint)
+        flow = FlowDeps(gitlab=gitlab, store=queue_store, engine=self.engine, config=self.config,
                         clock=clock, feedback=feedback)
         scheduler = LaneScheduler(flow, settings.lease_seconds)
         commands = CommandService(CommandDeps(
-            flow=flow, roles=store.users, audit=store.audit, positions=store.queue,
+            flow=flow, roles=store.users, audit=store.audit, positions=queue_store,
             wake=lambda entry: scheduler.drive(entry.lane)))
         self.handler = EventHandler(store, commands, self._bot_user_id, scheduler.drive, self.config.invalidate)
         if run_workers:

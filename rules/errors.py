@@ -38,3 +38,11 @@ class RebaseRefused(GitLabError):
 
 class LeaseLost(RuntimeError):
     """The lane's lease moved to another holder; this worker must stop acting on the lane."""
+
+
+class AlreadyQueuedError(RuntimeError):
+    """The MR already has an active queue entry (two deliveries raced)."""
+
+    def __init__(self, entry: object) -> None:
+        super().__init__("already queued")
+        self.entry = entry

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from rules.commands import CommandInvocation, CommandReply
-from rules.errors import NotFound
+from rules.errors import AlreadyQueuedError, NotFound
 from rules.feedback import Feedback
 from rules.flow import FlowDeps, rule_context
 from rules.help import render_help, render_status
@@ -143,10 +143,12 @@ class MergeRequestServices:
             raise_refusal = "; ".join(f"rule `{v.rule}`: {v.reason}" for v in decision.blocking)
             return f"I cannot queue this merge request. {raise_refusal}"
         priority = self._flow.engine.adjust_priority(context, priority, options)
-        entry = self._flow.store.add_entry(mr.project_id, mr.iid, mr.target_branch, priority,
-                                           self._actor.username, note_id=self._note_id)
-        self._deps.audit.record(self._actor, "enqueue", _target(mr.project_id, mr.iid), "queued",
-                                f"priority {priority.label}")
+        try:
+            entry = self._flow.store.add_entry(mr.project_id, mr.iid, mr.target_branch, priority,
+                                               self._actor.username, note_id=self._note_id,
+                                               channel=self._actor.channel, actor_gitlab_id=self._actor.gitlab_user_id)
+        except AlreadyQueuedError as exc:
+            return f"!{mr.iid} is already queued ({exc.entry.state.value})."
         self._flow.feedback.acknowledge(mr.project_id, mr.iid, self._note_id)
         position = self._deps.positions.position(entry) or 1
         size = len(self._flow.store.lane_entries(entry.lane))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from rules.errors import LeaseLost
+from rules.errors import AlreadyQueuedError, LeaseLost
 from rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
 from storage.db import Database
 from storage.models import AuditRecord, Lane, QueueEntryRow
@@ -19,10 +19,10 @@ UPDATABLE_FIELDS = {"tested_sha", "pipeline_id", "merge_commit_sha", "attempts",
 
 
 
-class AlreadyQueued(RuntimeError):
+class AlreadyQueued(AlreadyQueuedError):
     def __init__(self, entry: QueueEntry) -> None:
-        super().__init__(f"!{entry.mr_iid} is already queued ({entry.state.value})")
-        self.entry = entry
+        super().__init__(entry)
+        self.args = (f"!{entry.mr_iid} is already queued ({entry.state.value})",)
 
 
 def _entry(row: QueueEntryRow) -> QueueEntry:
@@ -43,7 +43,8 @@ class QueueRepository:
         self._db = db
 
     def add_entry(self, project_id: int, iid: int, target_branch: str, priority: Priority,
-                  requested_by: str, note_id: int | None = None) -> QueueEntry:
+                  requested_by: str, note_id: int | None = None, *, channel: str = "gitlab",
+                  actor_gitlab_id: int | None = None) -> QueueEntry:
         try:
             with self._db.session() as session:
                 self._ensure_lane(session, project_id, target_branch)
@@ -52,6 +53,10 @@ class QueueRepository:
                     state=EntryState.QUEUED.value, requested_by=requested_by, note_id=note_id,
                 )
                 session.add(row)
+                session.add(AuditRecord(
+                    actor=requested_by, actor_gitlab_id=actor_gitlab_id, channel=channel, action="enqueue",
+                    target=f"{project_id}!{iid}", outcome="queued", detail=f"priority {priority.label}",
+                ))
                 session.flush()
                 return _entry(row)
         except IntegrityError:

@@ -132,18 +132,21 @@ def production_env(sim: Simulator, world: World, database_url: str, redis_url: s
         "MERGE_ASSIST_REDIS_PREFIX": prefix, "MERGE_ASSIST_GITLAB_URL": sim.url,
         "MERGE_ASSIST_GITLAB_TOKEN": world.bot.token, "MERGE_ASSIST_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MERGE_ASSIST_RECHECK_SECONDS": "1", "MERGE_ASSIST_LEASE_SECONDS": "5",
+        "MERGE_ASSIST_QUEUE_RECLAIM_SECONDS": "1",
     }
 
 
-def start_worker(bot: Bot, log_name: str = "worker.log") -> subprocess.Popen[bytes]:
+def start_worker(bot: Bot, log_name: str = "worker.log", extra_env: dict[str, str] | None = None,
+                 ) -> subprocess.Popen[bytes]:
     assert bot.workdir is not None
-    process = start_cli(["worker"], cwd=bot.workdir, env=bot.env, log_path=bot.workdir / log_name)
+    process = start_cli(["worker"], cwd=bot.workdir, env={**bot.env, **(extra_env or {})},
+                        log_path=bot.workdir / log_name)
     bot.processes.append(process)
     return process
 
 
 def start_production(sim: Simulator, world: World, database_url: str, redis_url: str, prefix: str,
-                     workdir: Path) -> Bot:
+                     workdir: Path, worker_env: dict[str, str] | None = None) -> Bot:
     env = production_env(sim, world, database_url, redis_url, prefix)
     migrated = cli(["migrate"], workdir, env)
     assert migrated.returncode == 0, migrated.stderr
@@ -151,7 +154,7 @@ def start_production(sim: Simulator, world: World, database_url: str, redis_url:
     serve = start_cli(["serve", "--port", str(port)], cwd=workdir, env=env, log_path=workdir / "serve.log")
     url = f"http://127.0.0.1:{port}"
     bot = Bot("production", url, Store.open(database_url), processes=[serve], env=env, workdir=workdir)
-    start_worker(bot)
+    start_worker(bot, extra_env=worker_env)
     wait_for(lambda: http_ok(f"{url}/readyz"), timeout=30, message="serve /readyz")
     sim.add_hook(world.project, f"{url}/webhooks/gitlab", WEBHOOK_SECRET)
     return bot
