@@ -1,0 +1,453 @@
+"""GitLab API requests per merged MR, against the GitLab simulator, as a function of CI duration.
+
+One MR at a time: a developer comments `/merge-assist merge`, its pipeline runs for N simulated
+minutes, the bot merges it. Every API request the simulator served with the bot's token between
+the comment and the merge (plus a short settle for trailing calls such as the "merged" comment)
+is counted and listed by method and path template. Git requests and the driver's own actions are
+not counted.
+
+Time: the simulator runs on a real-time clock scaled by --scale (default 60: one real second is one
+simulated minute). The bot's own real-time timers are scaled by the same factor so that, in
+simulated time, they run at their production defaults: the safety-net re-check of waiting lanes
+(MERGE_ASSIST_RECHECK_SECONDS, 120 s), the adapter's project/protected-branch cache (300 s) and the
+repo-config re-read (60 s). Without that, a 30-minute pipeline would take 30 real seconds and
+the bot's timers would see none of the time a real pipeline takes.
+
+    python bench/api_cost.py                       # embedded mode (SQLite + in-process queue)
+    python bench/api_cost.py --mode production     # merge-assist serve + worker, PostgreSQL + Redis
+    python bench/api_cost.py --durations 10 --scale 120
+
+Figures: cold (first MR in a fresh process, caches empty) vs warm (next MR, same project), then
+warm figures for each pipeline duration, and the same with the re-check timer off (webhooks only).
+Targets: at most 10 requests per merged MR, flat in pipeline duration; marge-bot 1.4.0 makes about
+17 + one pipeline poll per 10 s of CI (about 77 at 10 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gitlab_sim import PipelinePlan, SimClock, Simulator, WebhookSettings  # noqa: E402
+from gitlab_sim.state import DEVELOPER, MAINTAINER, Project, RequestRecord, User  # noqa: E402
+
+TARGET = 10
+MARGE_BASE = 17  # marge-bot 1.4.0: fixed requests per merged MR (bench/marge_compat.py measures 19 with a rebase)
+MARGE_POLL_SECONDS = 10  # marge-bot polls the pipeline every 10 s while CI runs
+WEBHOOK_SECRET = "bench-webhook-secret"
+DEFAULT_RECHECK = 120.0  # MERGE_ASSIST_RECHECK_SECONDS default
+DEFAULT_LEASE = 60.0
+SETTLE_SECONDS = 1.0  # real seconds to keep counting after the merge (trailing comment, emoji)
+
+
+def marge_estimate(pipeline_minutes: float) -> int:
+    return MARGE_BASE + int(pipeline_minutes * 60 / MARGE_POLL_SECONDS)
+
+
+# -- request log -----------------------------------------------------------------------------
+
+_ID = re.compile(r"^\d+$")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_NAMED = {"branches": ":branch", "files": ":file_path", "protected_branches": ":name"}
+
+
+def template(record: RequestRecord) -> str:
+    """`PUT /projects/:id/merge_requests/:iid/merge`-style names; ids, iids and SHAs abstracted."""
+    parts = record.path.removeprefix("/api/v4").split("/")
+    out: list[str] = []
+    for index, part in enumerate(parts):
+        previous = parts[index - 1] if index else ""
+        if _ID.match(part):
+            out.append({"projects": ":id", "merge_requests": ":iid", "notes": ":note_id", "all": ":user_id",
+                        "pipelines": ":pipeline_id", "users": ":user_id"}.get(previous, ":n"))
+        elif _SHA.match(part):
+            out.append(":sha")
+        elif previous in _NAMED and part:
+            out.append(_NAMED[previous])
+        else:
+            out.append(part)
+    return f"{record.method} {'/'.join(out)}"
+
+
+def bot_api_requests(sim: Simulator, bot_user: User) -> list[RequestRecord]:
+    return [r for r in sim.request_log("api") if r.user_id == bot_user.id]
+
+
+# -- the world ---------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    sim: Simulator
+    project: Project
+    bot: User
+    dev: User
+
+
+def make_world(sim: Simulator, merge_method: str) -> World:
+    bot = sim.create_user("merge-bot", "Merge Bot")
+    dev = sim.create_user("alice", "Alice")
+    project = sim.create_project("acme/app", merge_method=merge_method, files={"README.md": "hello\n"})
+    group = sim.create_group("acme")
+    sim.add_member(group, bot, MAINTAINER)
+    sim.add_member(project, dev, DEVELOPER)
+    sim.protect_branch(project, "main", merge_access_level=DEVELOPER)
+    return World(sim, project, bot, dev)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the bot, in either mode -----------------------------------------------------------------
+
+@dataclass
+class RunningBot:
+    url: str
+    stop: Callable[[], None]
+    describe: str
+
+
+def scale_embedded_timers(scale: float) -> None:
+    """Scale the bot's real-time cache constants (this process only; read when objects are built)."""
+    import adapters.gitlab
+    import bot.config
+
+    adapters.gitlab.CACHE_SECONDS = 300.0 / scale
+    bot.config.RECHECK_SECONDS = 60.0 / scale
+
+
+def start_embedded(world: World, workdir: Path, recheck: float, lease: float) -> RunningBot:
+    from bot.embedded import BackgroundServer
+    from bot.runtime import Runtime
+    from bot.settings import Secret, Settings
+
+    settings = Settings(database_url=f"sqlite:///{workdir / 'bot.db'}", gitlab_url=world.sim.url,
+                        gitlab_token=Secret(world.bot.token), webhook_secret=Secret(WEBHOOK_SECRET),
+                        recheck_seconds=recheck, lease_seconds=lease)
+    runtime = Runtime.build(settings, run_workers=True)
+    server = BackgroundServer(runtime).start()
+
+    def stop() -> None:
+        server.stop()
+        runtime.stop()
+
+    return RunningBot(server.url, stop, "embedded: SQLite + in-process queue, workers inside serve")
+
+
+def start_production(world: World, workdir: Path, recheck: float, lease: float, database_url: str,
+                     redis_url: str) -> RunningBot:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERGE_ASSIST_")}
+    env.update({
+        "MERGE_ASSIST_DATABASE_URL": database_url, "MERGE_ASSIST_REDIS_URL": redis_url,
+        "MERGE_ASSIST_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}", "MERGE_ASSIST_GITLAB_URL": world.sim.url,
+        "MERGE_ASSIST_GITLAB_TOKEN": world.bot.token, "MERGE_ASSIST_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "MERGE_ASSIST_RECHECK_SECONDS": str(recheck), "MERGE_ASSIST_LEASE_SECONDS": str(lease),
+        "MERGE_ASSIST_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
+    })
+    command = [sys.executable, "-m", "bot.cli"]
+    migrated = subprocess.run([*command, "migrate"], cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=120)
+    if migrated.returncode != 0:
+        raise RuntimeError(f"merge-assist migrate failed: {migrated.stderr.strip()[-500:]}")
+    port = free_port()
+    processes = []
+    for name, args in (("serve", ["serve", "--port", str(port)]), ("worker", ["worker"])):
+        log = open(workdir / f"{name}.log", "wb")
+        processes.append(subprocess.Popen([*command, *args], cwd=workdir, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop() -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    try:
+        wait_until(ready, 30, "merge-assist serve /readyz")
+    except TimeoutError:
+        stop()
+        raise
+    return RunningBot(url, stop, "production: merge-assist serve + merge-assist worker, PostgreSQL + Redis "
+                                 "(adapter cache TTLs not scaled in subprocesses)")
+
+
+# -- one merged MR ---------------------------------------------------------------------------
+
+@dataclass
+class Measurement:
+    label: str
+    minutes: float
+    requests: list[RequestRecord] = field(default_factory=list)
+    real_seconds: float = 0.0
+    started_at: float = 0.0  # the simulator's clock when the command was posted
+    started_wall: float = 0.0
+    scale: float = 1.0
+    hooks: list[tuple[float, str]] = field(default_factory=list)  # (wall time, description)
+
+    @property
+    def total(self) -> int:
+        return len(self.requests)
+
+    def breakdown(self) -> collections.Counter[str]:
+        return collections.Counter(template(r) for r in self.requests)
+
+
+class Bench:
+    def __init__(self, world: World, scale: float, timeout: float) -> None:
+        self.world = world
+        self.scale = scale
+        self.timeout = timeout
+        self.count = 0
+
+    def merge_one(self, label: str, minutes: float) -> Measurement:
+        sim, world = self.world.sim, self.world
+        default_branch = world.project.default_branch
+        # Pipelines on the default branch (after each merge) are kept short so that one MR's
+        # measurement does not see the previous merge's pipeline end.
+        sim.set_pipeline_plan(lambda request: PipelinePlan(
+            "pass", duration=5.0 if request.ref == default_branch else minutes * 60))
+        wait_until(lambda: not any(p.status in ("created", "pending", "running") for p in sim.pipelines(world.project)),
+                   self.timeout, "earlier pipelines to finish")
+        self.count += 1
+        branch = f"feature-{self.count}"
+        # The MR and its first pipeline are the developer's doing: let that pipeline finish
+        # before counting, as if the command came later.
+        mr = sim.create_merge_request(world.project, branch, author=world.dev, files={f"{branch}.txt": "x\n"})
+        iid = mr.iid
+        sim.wait_for_deliveries(10)
+        time.sleep(0.3)  # let the bot handle the MR/pipeline webhooks (nothing to do: nothing queued)
+        sim.reset_request_log()
+        started = time.monotonic()
+        started_at, started_wall = sim.clock.now(), time.time()
+        sim.post_note(world.project, iid, world.dev, "/merge-assist merge")
+        wait_until(lambda: sim.merge_request(world.project, iid).state == "merged",
+                   self.timeout + minutes * 60 / self.scale, f"!{iid} to merge")
+        real = time.monotonic() - started
+        time.sleep(SETTLE_SECONDS)
+        sim.wait_for_deliveries(10)
+        time.sleep(0.3)
+        deliveries = {d.id: d for d in sim.deliveries()}
+        hooks = [(a.timestamp - a.duration, hook_description(deliveries[a.delivery_id], a.status, a.response_body))
+                 for a in sim.delivery_log() if a.timestamp >= started_wall]
+        return Measurement(label, minutes, bot_api_requests(sim, world.bot), real, started_at, started_wall,
+                           self.scale, hooks)
+
+
+def hook_description(delivery: Any, status: int | None, answer: str) -> str:
+    attributes = delivery.payload.get("object_attributes") or {}
+    detail = attributes.get("status") or attributes.get("action") or delivery.payload.get("build_status") or ""
+    name = delivery.payload.get("build_name") or ""
+    outcome = re.search(r'"status":\s*"(\w+)"', answer or "")
+    return (f"{status}  webhook {delivery.header_event} {name} {detail}".rstrip()
+            + (f" -> {outcome.group(1)}" if outcome else ""))
+
+
+# -- output ------------------------------------------------------------------------------------
+
+def verdict(total: float) -> str:
+    return "meets target" if total <= TARGET else "MISSES target"
+
+
+def print_breakdown(measurement: Measurement, timeline: bool = False) -> None:
+    for name, count in sorted(measurement.breakdown().items(), key=lambda item: (-item[1], item[0])):
+        print(f"    {count:3d}  {name}")
+    if timeline:
+        print("    timeline (simulated seconds after the command; webhooks the bot received interleaved):")
+        rows = [(r.timestamp - measurement.started_at, f"{r.status}  {template(r)}") for r in measurement.requests]
+        rows += [((wall - measurement.started_wall) * measurement.scale, f"{text}")
+                 for wall, text in measurement.hooks]
+        for offset, text in sorted(rows):
+            print(f"      t={offset:7.1f}s  {text}")
+
+
+def run_mode(args: argparse.Namespace, workdir: Path) -> list[Measurement]:
+    scale = args.scale
+    recheck_scaled = DEFAULT_RECHECK / scale
+    if args.mode == "embedded":
+        scale_embedded_timers(scale)
+    sim = Simulator(workdir / "sim", SimClock.real_time(scale=scale), rebase_delay=0.05,
+                    webhook_settings=WebhookSettings(backoff=0.05, timeout=5.0))
+    sim.start()
+    results: list[Measurement] = []
+    bots: list[RunningBot] = []
+    try:
+        world = make_world(sim, args.merge_method)
+        bench = Bench(world, scale, args.timeout)
+
+        def start(recheck: float, name: str) -> RunningBot:
+            path = workdir / name
+            path.mkdir()
+            if args.mode == "embedded":
+                running = start_embedded(world, path, recheck, DEFAULT_LEASE / scale)
+            else:
+                running = start_production(world, path, recheck, DEFAULT_LEASE / scale, args.database_url,
+                                           args.redis_url)
+            bots.append(running)
+            with sim.state.lock:
+                sim.state.hooks.clear()
+            sim.add_hook(world.project, f"{running.url}/webhooks/gitlab", WEBHOOK_SECRET)
+            return running
+
+        running = start(recheck_scaled, "bot")
+        print(f"mode: {running.describe}")
+        print(f"clock: simulator real time x{scale:g}; bot re-check every {DEFAULT_RECHECK:g} simulated s "
+              f"({recheck_scaled:.2f} real s); merge method {args.merge_method}")
+        print()
+        durations = args.durations
+        first = 10.0 if 10.0 in durations else durations[0]
+        results.append(bench.merge_one("cold", first))
+        results.append(bench.merge_one("warm", first))
+        for minutes in durations:
+            if minutes != first:
+                results.append(bench.merge_one("warm", minutes))
+        if args.webhooks_only:
+            running.stop()
+            bots.remove(running)
+            # Re-check timer effectively off: only webhooks drive the lane.
+            start(10_000.0, "bot-webhooks-only")
+            bench.merge_one("warm-up", first)
+            for minutes in durations:
+                results.append(bench.merge_one("webhooks only", minutes))
+    finally:
+        for running in bots:
+            running.stop()
+        sim.stop()
+    return results
+
+
+def report(args: argparse.Namespace, results: list[Measurement]) -> None:
+    by_label = {(m.label, m.minutes): m for m in results}
+    cold = next(m for m in results if m.label == "cold")
+    warm = next(m for m in results if m.label == "warm" and m.minutes == cold.minutes)
+    print(f"cold: first MR in a fresh process, {cold.minutes:g}-minute pipeline: "
+          f"{cold.total} API requests per merged MR ({verdict(cold.total)})")
+    print_breakdown(cold, args.timeline)
+    print(f"warm: next MR in the same project, {warm.minutes:g}-minute pipeline: "
+          f"{warm.total} API requests per merged MR ({verdict(warm.total)})")
+    print_breakdown(warm, args.timeline)
+    print()
+    print("API requests per merged MR by pipeline duration (warm):")
+    print(f"  {'pipeline':>10}  {'merge-assist':>12}  {'webhooks only':>13}  {'marge-bot 1.4.0 (est.)':>22}  target")
+    for minutes in args.durations:
+        with_timer = by_label.get(("warm", minutes))
+        only = by_label.get(("webhooks only", minutes))
+        print(f"  {minutes:>7g} min  {with_timer.total if with_timer else '-':>12}  "
+              f"{only.total if only else '-':>13}  {marge_estimate(minutes):>22}  <= {TARGET}")
+    print()
+    headline = warm.total
+    print(f"figure: {headline} API requests per merged MR at a {warm.minutes:g}-minute pipeline "
+          f"(target <= {TARGET}: {verdict(headline)}; marge-bot 1.4.0: ~{marge_estimate(warm.minutes)}, "
+          f"{marge_estimate(warm.minutes) / max(headline, 1):.1f}x more)")
+    totals = [by_label[("warm", m)].total for m in args.durations if ("warm", m) in by_label]
+    if len(totals) > 1:
+        flat = max(totals) - min(totals)
+        print(f"figure: spread across {', '.join(f'{m:g}' for m in args.durations)}-minute pipelines: "
+              f"{min(totals)}..{max(totals)} ({'flat' if flat <= 1 else 'NOT flat: grows with pipeline duration'})")
+    extra = [m for m in results if m.label == "webhooks only"]
+    if extra and args.timeline:
+        for measurement in extra:
+            print(f"webhooks only, {measurement.minutes:g}-minute pipeline: {measurement.total}")
+            print_breakdown(measurement, True)
+    if extra:
+        print(f"figure: webhooks only (re-check timer off): "
+              + ", ".join(f"{m.total} at {m.minutes:g} min" for m in extra))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("embedded", "production"), default="embedded")
+    parser.add_argument("--durations", type=float, nargs="+", default=[1.0, 10.0, 30.0],
+                        help="pipeline durations in simulated minutes (default 1 10 30)")
+    parser.add_argument("--scale", type=float, default=60.0,
+                        help="simulated seconds per real second (default 60)")
+    parser.add_argument("--merge-method", choices=("merge", "ff", "rebase_merge"), default="merge")
+    parser.add_argument("--no-webhooks-only", dest="webhooks_only", action="store_false",
+                        help="skip the run with the re-check timer off")
+    parser.add_argument("--timeout", type=float, default=60.0, help="real seconds per MR beyond its pipeline")
+    parser.add_argument("--database-url", default=os.environ.get("MERGE_ASSIST_BENCH_PG"),
+                        help="production mode: a PostgreSQL database the bench may migrate "
+                             "(default: a fresh database on 127.0.0.1)")
+    parser.add_argument("--redis-url", default=os.environ.get("MERGE_ASSIST_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--timeline", action="store_true", help="list every counted request with its time")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="merge-assist-api-cost-"))
+    dropper: Callable[[], None] | None = None
+    try:
+        if args.mode == "production" and not args.database_url:
+            args.database_url, dropper = create_pg_database()
+        results = run_mode(args, workdir)
+        report(args, results)
+    finally:
+        if dropper is not None:
+            dropper()
+        if args.keep:
+            print(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def create_pg_database() -> tuple[str, Callable[[], None]]:
+    """A throw-away database on the local PostgreSQL (same defaults as the test suite)."""
+    import sqlalchemy
+
+    admin_url = os.environ.get("MERGE_ASSIST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+    return url, drop
+
+
+if __name__ == "__main__":
+    sys.exit(main())
