@@ -1,0 +1,97 @@
+"""Queue backends: in-process and Redis Streams (real server, unique key prefix)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from adapters.queues import InProcessQueue, QueueUnavailable, RedisStreamQueue
+from tests.helpers import wait_for
+
+
+def run_consumer(queue, handler, consumer="c1", seconds=None):
+    stop = threading.Event()
+    thread = threading.Thread(target=queue.consume, args=(handler,), kwargs={"stop": stop.is_set, "consumer": consumer},
+                              daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def test_in_process_queue_retries_a_failing_handler():
+    queue = InProcessQueue(max_attempts=3)
+    calls = []
+
+    def handler(event):
+        calls.append(event["n"])
+        if len(calls) < 3:
+            raise RuntimeError("flaky")
+
+    queue.publish({"n": 1})
+    stop, thread = run_consumer(queue, handler)
+    wait_for(lambda: len(calls) == 3, timeout=5)
+    stop.set()
+    thread.join(2)
+    assert calls == [1, 1, 1]
+    assert queue.pending() == 0
+
+
+def test_redis_stream_delivers_and_acknowledges(redis_url, redis_prefix):
+    queue = RedisStreamQueue(redis_url, redis_prefix)
+    seen = []
+    for n in range(5):
+        queue.publish({"n": n})
+    stop, thread = run_consumer(queue, lambda e: seen.append(e["n"]))
+    wait_for(lambda: len(seen) == 5, timeout=5)
+    stop.set()
+    thread.join(3)
+    assert seen == [0, 1, 2, 3, 4]
+    assert queue.pending() == 0
+
+
+def test_redis_pending_message_of_a_dead_consumer_is_reclaimed(redis_url, redis_prefix):
+    queue = RedisStreamQueue(redis_url, redis_prefix, reclaim_idle_ms=200)
+
+    def dies(event):
+        raise RuntimeError("consumer crashed before acknowledging")
+
+    queue.publish({"n": 42})
+    stop, thread = run_consumer(queue, dies, consumer="dead")
+    wait_for(lambda: queue.pending() == 1, timeout=5)
+    stop.set()
+    thread.join(3)
+    survivor = RedisStreamQueue(redis_url, redis_prefix, reclaim_idle_ms=200)
+    seen = []
+    stop, thread = run_consumer(survivor, lambda e: seen.append(e["n"]), consumer="alive")
+    wait_for(lambda: seen == [42], timeout=5)
+    wait_for(lambda: survivor.pending() == 0, timeout=5)
+    stop.set()
+    thread.join(3)
+
+
+def test_redis_poison_message_goes_to_dead_letters(redis_url, redis_prefix):
+    queue = RedisStreamQueue(redis_url, redis_prefix, reclaim_idle_ms=50, max_deliveries=2)
+    attempts = []
+
+    def always_fails(event):
+        attempts.append(event)
+        raise RuntimeError("poison")
+
+    queue.publish({"n": "poison"})
+    stop, thread = run_consumer(queue, always_fails)
+    client = redis.Redis.from_url(redis_url)
+    wait_for(lambda: client.xlen(queue.dead_letters) == 1, timeout=10)
+    stop.set()
+    thread.join(3)
+    assert len(attempts) >= 2
+    assert queue.pending() == 0
+
+
+def test_redis_down_raises_a_clear_error():
+    queue = RedisStreamQueue("redis://127.0.0.1:1/0", "nowhere")
+    with pytest.raises(QueueUnavailable, match="redis"):
+        queue.publish({"n": 1})
+    assert queue.ping() is False
+    assert queue.pending() == -1
