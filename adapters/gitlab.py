@@ -119,6 +119,14 @@ class PythonGitlabAdapter:
 
         return self._projects.get(project_id, load)
 
+    def get_project_by_path(self, path: str) -> Project | None:
+        """The project at `group/name`, or None when it does not exist or is not visible."""
+        try:
+            data = self._call(lambda: self._gl.http_get(f"/projects/{quote(path, safe='')}"))
+        except NotFound:
+            return None
+        return self.get_project(int(data["id"]))
+
     def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
         data = self._call(lambda: self._gl.http_get(
             f"/projects/{project_id}/merge_requests/{iid}", query_data={"include_rebase_in_progress": "true"}))

@@ -132,7 +132,11 @@ class EventHandler:
         if not isinstance(parsed, ParsedCommand):
             self._respond(event, parsed.message if parsed is not None else "Empty command.")
             return
-        reply = self._commands.execute(parsed.name, parsed.args, actor, int(event["project_id"]),
+        project_id = event.get("project_id") or self._commands.project_id_for(str(event.get("project_path", "")))
+        if project_id is None:
+            self._respond(event, f"I cannot find the project `{event.get('project_path')}` in GitLab.")
+            return
+        reply = self._commands.execute(parsed.name, parsed.args, actor, int(project_id),
                                        int(event["mr_iid"]), None, post_reply=False)
         self._respond(event, reply.text)
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger("merge_assist.slack")
+SLACK_LINK = re.compile(r"<(?P<url>https?://[^|>]+)(?:\|[^>]*)?>")
 MR_URL = re.compile(r"https?://\S+?/(?P<path>[^\s]+?)/-/merge_requests/(?P<iid>\d+)")
 
 
@@ -25,6 +26,7 @@ def respond_to(response_url: str, text: str) -> None:
 
 def parse_slack_text(text: str) -> tuple[str, str, int] | None:
     """`merge --priority high https://gitlab/x/y/-/merge_requests/3` → (command text, path, iid)."""
+    text = SLACK_LINK.sub(lambda m: m.group("url"), text)
     match = MR_URL.search(text)
     if match is None:
         return None
@@ -34,12 +36,18 @@ def parse_slack_text(text: str) -> tuple[str, str, int] | None:
 
 def build_bolt_app(runtime: "Runtime") -> Any:
     from slack_bolt import App
+    from slack_bolt.authorization import AuthorizeResult
 
     settings = runtime.settings
+    bot_token = settings.slack_bot_token.reveal() if settings.slack_bot_token else None
+
+    def authorize(enterprise_id: str | None, team_id: str | None, logger: Any) -> AuthorizeResult:
+        # Answers go to response_url; no Slack Web API call (not even auth.test) on the request path.
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=bot_token)
+
     app = App(
         signing_secret=settings.slack_signing_secret.reveal() if settings.slack_signing_secret else None,
-        token=settings.slack_bot_token.reveal() if settings.slack_bot_token else None,
-        token_verification_enabled=False,
+        authorize=authorize,
     )
 
     @app.command("/merge-assist")
@@ -55,16 +63,13 @@ def build_bolt_app(runtime: "Runtime") -> Any:
             ack("Your Slack account is not linked to a GitLab user, so you can only use `status` and `help`. "
                 "Ask an admin to run `merge-assist link-slack`.")
             return
-        project = runtime.gitlab.get_project_by_path(path) if runtime.gitlab else None  # type: ignore[attr-defined]
-        if project is None:
-            ack(f"I do not manage `{path}`.")
-            return
         runtime.queue.publish({
-            "kind": "command", "channel": "slack", "text": text, "project_id": project.id, "mr_iid": iid,
+            "kind": "command", "channel": "slack", "text": text, "project_path": path, "mr_iid": iid,
             "username": user.gitlab_username if user else str(command.get("user_name", "slack-user")),
             "gitlab_user_id": user.gitlab_user_id if user else None,
             "response_url": command.get("response_url"),
         })
+        # Acknowledge within Slack's 3 seconds; the worker answers through response_url.
         ack(f"On it: `{text}` for {path}!{iid}.")
 
     return app

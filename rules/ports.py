@@ -37,6 +37,10 @@ class GitLabPort(Protocol):
 
     def get_project(self, project_id: int) -> Project: ...
 
+    def get_project_by_path(self, path: str) -> Project | None:
+        """The project at `group/name` (chat commands name MRs by URL), or None."""
+        ...
+
     def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
         """A fresh read, including `rebase_in_progress` and `merge_error`."""
         ...

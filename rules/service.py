@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from rules.commands import CommandInvocation, CommandReply
-from rules.errors import AlreadyQueuedError, NotFound
+from rules.errors import AlreadyQueuedError, GitLabError, NotFound
 from rules.feedback import Feedback
 from rules.flow import FlowDeps, rule_context
 from rules.help import render_help, render_status
@@ -51,6 +51,14 @@ class CommandService:
 
     def __init__(self, deps: CommandDeps) -> None:
         self.deps = deps
+
+    def project_id_for(self, path: str) -> int | None:
+        try:
+            project = self.deps.flow.gitlab.get_project_by_path(path)
+        except GitLabError as exc:
+            log.warning("cannot look up project %s: %s", path, exc)
+            return None
+        return project.id if project else None
 
     def known_commands(self) -> list[str]:
         return list(self.deps.flow.engine.commands())
