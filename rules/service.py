@@ -16,6 +16,7 @@ from rules.model import Actor, EntryState, MergeRequest, Outcome, Priority, Proj
 from rules.ports import AuditLog
 
 log = logging.getLogger("merge_assist.commands")
+PRIORITY_ROLES = frozenset({"admin", "project_owner", "priority_manager"})
 
 
 class RoleLookup(Protocol):
@@ -90,7 +91,7 @@ class CommandService:
             self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid), "refused", decision.reason)
             reply = CommandReply(f"@{actor.username} you may not run `{name}` here: {decision.reason}", ok=False)
             return self._answer(actor, project_id, iid, reply, name, post_reply, audited=True)
-        services = MergeRequestServices(self, actor, mr, note_id)
+        services = MergeRequestServices(self, actor, mr, note_id, roles)
         reply = flow.engine.run_command(CommandInvocation(
             name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services,
             merge_request=mr))
@@ -116,13 +117,15 @@ class CommandService:
 class MergeRequestServices:
     """`rules.commands.CommandServices` for one MR; each method returns the reply text."""
 
-    def __init__(self, service: CommandService, actor: Actor, mr: MergeRequest, note_id: int | None) -> None:
+    def __init__(self, service: CommandService, actor: Actor, mr: MergeRequest, note_id: int | None,
+                 roles: frozenset[str] = frozenset()) -> None:
         self._service = service
         self._deps = service.deps
         self._flow = service.deps.flow
         self._actor = actor
         self._mr = mr
         self._note_id = note_id
+        self._roles = roles
         self.replied = False
 
     @property
@@ -150,7 +153,7 @@ class MergeRequestServices:
                                     decision.explain())
             raise_refusal = "; ".join(f"rule `{v.rule}`: {v.reason}" for v in decision.blocking)
             return f"I cannot queue this merge request. {raise_refusal}"
-        priority = self._flow.engine.adjust_priority(context, priority, options)
+        priority = self._capped(priority, self._flow.engine.adjust_priority(context, priority, options))
         try:
             entry = self._flow.store.add_entry(mr.project_id, mr.iid, mr.target_branch, priority,
                                                self._actor.username, note_id=self._note_id,
@@ -164,6 +167,13 @@ class MergeRequestServices:
         self.replied = True
         self._deps.wake(entry)
         return f"Queued with priority {priority.label}: position {position} of {size} in `{mr.target_branch}`."
+
+    def _capped(self, requested: Priority, adjusted: Priority) -> Priority:
+        """Rules (e.g. priority labels) may raise a priority above normal only for role holders:
+        anyone who can set a label must not be able to jump the queue that way."""
+        if adjusted > max(requested, Priority.NORMAL) and not self._roles & PRIORITY_ROLES:
+            return max(requested, Priority.NORMAL)
+        return adjusted
 
     def cancel(self) -> str:
         entry = self._active()
