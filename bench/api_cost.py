@@ -436,7 +436,8 @@ def create_pg_database() -> tuple[str, Callable[[], None]]:
 
     admin_url = os.environ.get("MERGE_ASSIST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"bench_{uuid.uuid4().hex[:10]}"
-    engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    driver_url = admin_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    engine = sqlalchemy.create_engine(driver_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"

@@ -411,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=64, help="open-loop connection pool size (default 64)")
     parser.add_argument("--clients", type=int, default=16, help="closed-loop concurrent clients (default 16)")
     parser.add_argument("--closed-seconds", type=float, default=5.0, help="closed-loop duration (default 5 s)")
+    parser.add_argument("--rounds", type=int, default=3, help="closed-loop rounds per server, alternating (default 3)")
     parser.add_argument("--warmup", type=int, default=200, help="requests per server before measuring")
     parser.add_argument("--mode", choices=("embedded", "production"), default="embedded",
                         help="bot mode: in-process queue (default) or Redis Streams")
@@ -423,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         run_bare_server(args.bare_server)
         return 0
     count = args.requests if args.requests is not None else max(1, int(args.rate * args.seconds))
-    if count > 100_000 or args.rate > 5_000 or args.clients > 256 or args.closed_seconds > 60:
-        parser.error("bounded: at most 100000 requests, 5000/s, 256 clients, 60 s closed loop")
+    if count > 100_000 or args.rate > 5_000 or args.clients > 256 or args.closed_seconds > 60 or args.rounds > 10:
+        parser.error("bounded: at most 100000 requests, 5000/s, 256 clients, 60 s closed loop, 10 rounds")
 
     workdir = Path(tempfile.mkdtemp(prefix="merge-assist-webhook-latency-"))
     servers: list[Server] = []
@@ -456,15 +457,20 @@ def main(argv: list[str] | None = None) -> int:
             print_open(opened[server.name])
 
         print()
-        print(f"closed loop: {args.clients} clients back to back for {args.closed_seconds:g} s")
+        print(f"closed loop: {args.clients} clients back to back for {args.closed_seconds:g} s, "
+              f"{args.rounds} alternating rounds per server (median reported)")
+        rounds: dict[str, list[ClosedLoopResult]] = {"bot": [], "bare": []}
+        for _ in range(args.rounds):
+            for server in (bot, bare):
+                rounds[server.name].append(asyncio.run(closed_loop(server.name, server.url, args.clients,
+                                                                   args.closed_seconds, offset, args.client)))
+                offset += 1
         closed: dict[str, ClosedLoopResult] = {}
-        for server in (bot, bare):
-            closed[server.name] = asyncio.run(closed_loop(server.name, server.url, args.clients,
-                                                          args.closed_seconds, offset, args.client))
-            offset += 1
-            result = closed[server.name]
-            print(f"  {result.name:<5} {result.throughput:8.1f} requests/s  ({result.completed} ok, "
-                  f"{result.errors} errors in {result.elapsed:.1f} s)")
+        for name, results in rounds.items():
+            closed[name] = sorted(results, key=lambda r: r.throughput)[len(results) // 2]
+            all_rounds = ", ".join(f"{r.throughput:.0f}" for r in results)
+            print(f"  {name:<5} {closed[name].throughput:8.1f} requests/s median  (rounds: {all_rounds}; "
+                  f"errors {sum(r.errors for r in results)})")
 
         for server in servers:
             if server.process.poll() is not None:
@@ -481,8 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"figure: webhook throughput {closed['bot'].throughput:.0f} requests/s vs bare "
               f"{closed['bare'].throughput:.0f} requests/s, ratio {ratio:.2f} (target >= {THROUGHPUT_TARGET:g}: "
               f"{'meets target' if ratio >= THROUGHPUT_TARGET else 'MISSES target'})")
-        print(f"figure: errors bot {sum(bot_open.errors.values()) + closed['bot'].errors}, "
-              f"bare {sum(bare_open.errors.values()) + closed['bare'].errors}")
+        print(f"figure: errors bot {sum(bot_open.errors.values()) + sum(r.errors for r in rounds['bot'])}, "
+              f"bare {sum(bare_open.errors.values()) + sum(r.errors for r in rounds['bare'])}")
     finally:
         for server in servers:
             server.stop()

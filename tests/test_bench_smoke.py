@@ -31,7 +31,7 @@ def test_api_cost_prints_requests_per_merged_mr() -> None:
 
 def test_webhook_latency_prints_latency_and_throughput() -> None:
     out = run_bench("webhook_latency.py", "--requests", "50", "--rate", "50", "--warmup", "10",
-                    "--closed-seconds", "1", "--clients", "4")
+                    "--closed-seconds", "1", "--clients", "4", "--rounds", "1")
     assert "open loop: 50 requests at 50/s" in out
     for name in ("bot", "bare"):
         assert any(line.strip().startswith(f"{name} ") and "p99" in line for line in out.splitlines())
