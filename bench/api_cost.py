@@ -9,8 +9,9 @@ not counted.
 Time: the simulator runs on a real-time clock scaled by --scale (default 60: one real second is one
 simulated minute). The bot's own real-time timers are scaled by the same factor so that, in
 simulated time, they run at their production defaults: the safety-net re-check of waiting lanes
-(MERGE_ASSIST_RECHECK_SECONDS, 120 s), the adapter's project/protected-branch cache (300 s) and the
-repo-config re-read (60 s). Without that, a 30-minute pipeline would take 30 real seconds and
+(MERGE_ASSIST_RECHECK_SECONDS, 120 s) and, in embedded mode, the adapter's project/protected-branch
+cache (300 s). The repo-config re-read (60 s, a default argument in bot.config) is not scaled; it is
+invalidated by every merge into the default branch anyway. Without that, a 30-minute pipeline would take 30 real seconds and
 the bot's timers would see none of the time a real pipeline takes.
 
     python bench/api_cost.py                       # embedded mode (SQLite + in-process queue)
@@ -139,10 +140,8 @@ class RunningBot:
 def scale_embedded_timers(scale: float) -> None:
     """Scale the bot's real-time cache constants (this process only; read when objects are built)."""
     import adapters.gitlab
-    import bot.config
 
     adapters.gitlab.CACHE_SECONDS = 300.0 / scale
-    bot.config.RECHECK_SECONDS = 60.0 / scale
 
 
 def start_embedded(world: World, workdir: Path, recheck: float, lease: float) -> RunningBot:
