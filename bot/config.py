@@ -16,7 +16,8 @@ from rules.model import MergeRequest, Project
 from rules.ports import GitLabPort
 from storage.projects import ProjectRepository
 
-RECHECK_SECONDS = 60.0
+RECHECK_SECONDS = 900.0
+"""Push hooks that touch `.merge-assist.yml` invalidate at once; this only covers lost hooks."""
 
 
 def load_server_config(path: Path | None) -> dict[str, Any]:
@@ -32,10 +33,11 @@ def load_server_config(path: Path | None) -> dict[str, Any]:
 
 
 class ProjectConfig:
-    """`rules.flow.ConfigProvider`: layered options, re-reading the repo file at most once a minute.
+    """`rules.flow.ConfigProvider`: layered options per project.
 
-    Within a minute, or until `invalidate` (called when the default branch moves), the branch
-    head is not asked again; the repo file itself is cached per commit SHA by RepoConfigCache.
+    The result is kept until a push to the default branch touches `.merge-assist.yml`
+    (`invalidate`), or for 15 minutes in case that webhook was lost; the repo file itself is
+    cached per commit SHA by RepoConfigCache.
     """
 
     def __init__(self, gitlab: GitLabPort, engine: RuleEngine, projects: ProjectRepository,

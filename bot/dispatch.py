@@ -16,7 +16,9 @@ NOTE_HOOK = "Note Hook"
 MERGE_REQUEST_HOOK = "Merge Request Hook"
 PIPELINE_HOOK = "Pipeline Hook"
 JOB_HOOK = "Job Hook"
-HANDLED_HOOKS = frozenset({NOTE_HOOK, MERGE_REQUEST_HOOK, PIPELINE_HOOK, JOB_HOOK})
+PUSH_HOOK = "Push Hook"
+HANDLED_HOOKS = frozenset({NOTE_HOOK, MERGE_REQUEST_HOOK, PIPELINE_HOOK, JOB_HOOK, PUSH_HOOK})
+CONFIG_FILE = ".merge-assist.yml"
 
 Wake = Callable[[LaneKey], None]
 FINAL_PIPELINE_STATUSES = frozenset({"success", "failed", "canceled", "skipped", "manual"})
@@ -35,19 +37,33 @@ def is_relevant(hook: str, body: dict[str, Any]) -> bool:
         return body.get("build_status") == "failed"
     if hook == NOTE_HOOK:
         return "/merge-assist" in str(attributes.get("note") or "").lower()
+    if hook == PUSH_HOOK:
+        default_branch = (body.get("project") or {}).get("default_branch")
+        return body.get("ref") == f"refs/heads/{default_branch}" and touches_config(body)
     return hook == MERGE_REQUEST_HOOK
+
+
+def touches_config(push: dict[str, Any]) -> bool:
+    """Whether a push to the default branch may change `.merge-assist.yml`.
+
+    GitLab lists at most 20 commits; when some are missing, assume it does.
+    """
+    commits = push.get("commits") or []
+    if int(push.get("total_commits_count") or 0) > len(commits):
+        return True
+    return any(CONFIG_FILE in (c.get(kind) or ()) for c in commits for kind in ("added", "modified", "removed"))
 
 
 class EventHandler:
     """Handles one event; safe to call from several threads and processes at once."""
 
     def __init__(self, store: Store, commands: CommandService, bot_user_id: Callable[[], int | None],
-                 wake: Wake, on_default_branch_moved: Callable[[int], None]) -> None:
+                 wake: Wake, on_config_changed: Callable[[int], None]) -> None:
         self._store = store
         self._commands = commands
         self._bot_user_id = bot_user_id
         self._wake = wake
-        self._default_branch_moved = on_default_branch_moved
+        self._config_changed = on_config_changed
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("kind")
@@ -77,7 +93,9 @@ class EventHandler:
         elif hook == MERGE_REQUEST_HOOK:
             self._merge_request_event(project_id, body)
         elif hook in (PIPELINE_HOOK, JOB_HOOK):
-            self._wake_project(project_id)
+            self._ci_event(project_id, body)
+        elif hook == PUSH_HOOK and touches_config(body):
+            self._config_changed(project_id)
         # Marked only once handled: after a crash before this line the redelivery is processed.
         deliveries.mark(key, hook)
 
@@ -111,12 +129,15 @@ class EventHandler:
         return self._store.deliveries.first_time(key, "command")
 
     def _merge_request_event(self, project_id: int, body: dict[str, Any]) -> None:
-        attributes = body.get("object_attributes") or {}
-        target = str(attributes.get("target_branch") or "")
-        default_branch = str((body.get("project") or {}).get("default_branch") or "")
-        if attributes.get("action") == "merge" and target == default_branch:
-            self._default_branch_moved(project_id)
+        target = str((body.get("object_attributes") or {}).get("target_branch") or "")
         self._wake_project(project_id, only_branch=target or None)
+
+    def _ci_event(self, project_id: int, body: dict[str, Any]) -> None:
+        """Wake only the lanes with an entry this pipeline or job is about (by tested SHA or MR)."""
+        sha = (body.get("object_attributes") or {}).get("sha") or body.get("sha")
+        iid = (body.get("merge_request") or {}).get("iid")
+        for lane in self._store.queue.lanes_for(project_id, sha=sha, mr_iid=iid):
+            self._wake(lane)
 
     def _wake_project(self, project_id: int, only_branch: str | None = None) -> None:
         for lane in self._store.queue.waiting_lanes():

@@ -94,7 +94,7 @@ class Runtime:
             queue_store = CrashingQueue(store.queue, settings.failpoint)
         flow = FlowDeps(gitlab=gitlab, store=queue_store, engine=self.engine, config=self.config,
                         clock=clock, feedback=feedback)
-        scheduler = LaneScheduler(flow, settings.lease_seconds)
+        scheduler = LaneScheduler(flow, settings.lease_seconds, settings.recheck_seconds)
         commands = CommandService(CommandDeps(
             flow=flow, roles=store.users, audit=store.audit, positions=queue_store,
             wake=lambda entry: scheduler.drive(entry.lane)))

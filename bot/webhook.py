@@ -10,12 +10,13 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.queues import QueueUnavailable
-from bot.dispatch import HANDLED_HOOKS, JOB_HOOK, is_relevant
+from bot.dispatch import HANDLED_HOOKS, JOB_HOOK, PUSH_HOOK, is_relevant
 from rules.metrics import REGISTRY
 
 if TYPE_CHECKING:
@@ -69,15 +70,18 @@ async def gitlab_webhook(request: Request) -> Response:
     event = request.headers.get("x-gitlab-event", "")
     if event not in HANDLED_HOOKS:
         return _reply(200, "ignored", reason=f"event {event!r} is not used")
-    required = ("object_kind",) if event == JOB_HOOK else ("object_kind", "object_attributes")
+    required = ("object_kind",) if event in (JOB_HOOK, PUSH_HOOK) else ("object_kind", "object_attributes")
     missing = [name for name in required if name not in body]
     if missing or _project_id(body) is None:
         return _reply(400, "malformed", error=f"missing field(s): {', '.join(missing) or 'project id'}")
     if not is_relevant(event, body):
         return _reply(200, "ignored", reason="nothing for the queue in this event")
+    message = {"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, body), "body": body}
     try:
-        runtime.queue.publish({"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, body),
-                               "body": body})
+        if runtime.settings.is_embedded:
+            runtime.queue.publish(message)
+        else:  # a network round trip to Redis must not block the event loop
+            await run_in_threadpool(runtime.queue.publish, message)
     except QueueUnavailable as exc:
         log.error("cannot queue a %s delivery: %s", event, exc)
         # 503 makes GitLab deliver it again later instead of losing it.

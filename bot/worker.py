@@ -18,6 +18,7 @@ from rules.ports import EventQueue
 log = logging.getLogger("merge_assist.worker")
 
 EventHandlerFn = Callable[[dict[str, Any]], None]
+RECHECK_CAP_SECONDS = 1800.0
 
 
 def holder_id(thread_name: str) -> str:
@@ -27,9 +28,12 @@ def holder_id(thread_name: str) -> str:
 class LaneScheduler:
     """Drives lanes now or later; each thread has its own LaneDriver (its own lease holder id)."""
 
-    def __init__(self, deps: FlowDeps, lease_seconds: float) -> None:
+    def __init__(self, deps: FlowDeps, lease_seconds: float, recheck_seconds: float = 120.0) -> None:
         self._deps = deps
         self._lease_seconds = lease_seconds
+        self._recheck_base = recheck_seconds
+        self._last_driven: dict[LaneKey, float] = {}
+        self._recheck_after: dict[LaneKey, float] = {}
         self._local = threading.local()
         self._due: list[tuple[float, str, LaneKey]] = []
         self._running: set[LaneKey] = set()
@@ -43,13 +47,17 @@ class LaneScheduler:
             self._local.driver = driver
         return driver
 
-    def drive(self, lane: LaneKey) -> None:
+    def drive(self, lane: LaneKey, *, recheck: bool = False) -> None:
         """Drive the lane now, unless a thread of this process is already on it.
 
         A burst of webhooks for one lane then costs one extra pass instead of one pass each:
         the thread on the lane is told to look again when it finishes.
         """
         with self._lock:
+            self._last_driven[lane] = time.monotonic()
+            # A quiet lane is re-checked less and less often; any event resets that.
+            current = self._recheck_after.get(lane, self._recheck_base)
+            self._recheck_after[lane] = min(current * 2, RECHECK_CAP_SECONDS) if recheck else self._recheck_base
             if lane in self._running:
                 self._dirty.add(lane)
                 return
@@ -76,6 +84,12 @@ class LaneScheduler:
             wake_after = 30.0
         if wake_after is not None:
             self.later(lane, wake_after)
+
+    def due_for_recheck(self, lanes: list[LaneKey]) -> list[LaneKey]:
+        now = time.monotonic()
+        with self._lock:
+            return [lane for lane in lanes if now - self._last_driven.get(lane, float("-inf"))
+                    >= self._recheck_after.get(lane, self._recheck_base)]
 
     def later(self, lane: LaneKey, seconds: float) -> None:
         with self._lock:
@@ -121,18 +135,24 @@ class Worker:
         self._queue.consume(self._handler, stop=self._stopping.is_set, consumer=holder_id(name))  # type: ignore[call-arg]
 
     def recheck_now(self) -> None:
-        """Look at every lane that has queued work (the safety net for lost webhooks)."""
-        for lane in self._waiting_lanes():
-            self._scheduler.drive(lane)
+        """Look at lanes with queued work that nothing woke for a while (lost webhooks, freezes).
+
+        The first re-check comes `recheck_seconds` after a lane was last driven, then the gap
+        doubles up to 30 minutes while the lane stays quiet, so a long pipeline costs a few
+        GitLab reads, not one per interval.
+        """
+        for lane in self._scheduler.due_for_recheck(self._waiting_lanes()):
+            self._scheduler.drive(lane, recheck=True)
 
     def _timer(self) -> None:
-        self._next_recheck = time.monotonic() + min(self._recheck, 5.0)
+        tick = min(self._recheck / 4, 5.0)
+        self._next_recheck = time.monotonic() + tick
         while not self._stopping.wait(0.2):
             try:
                 for lane in self._scheduler.pop_due():
                     self._scheduler.drive(lane)
                 if time.monotonic() >= self._next_recheck:
-                    self._next_recheck = time.monotonic() + self._recheck
+                    self._next_recheck = time.monotonic() + tick
                     self.recheck_now()
             except Exception:
                 log.exception("timer pass failed")

@@ -113,6 +113,16 @@ class GitRepo:
         args = ["rev-list", head] + ([f"^{exclude}"] if exclude else [])
         return self.out(*args).split()
 
+    def commit_changes(self, sha: str) -> dict[str, list[str]]:
+        """Paths a commit added, modified and removed (against its first parent), as push hooks list them."""
+        text = self.out("diff-tree", "--root", "--no-commit-id", "-r", "--name-status", "-m", "--first-parent", sha)
+        changes: dict[str, list[str]] = {"added": [], "modified": [], "removed": []}
+        kinds = {"A": "added", "D": "removed"}
+        for line in text.splitlines():
+            status, _, path = line.partition("\t")
+            changes[kinds.get(status[:1], "modified")].append(path)
+        return changes
+
     def changed_paths(self, base: str, head: str) -> list[str]:
         return self.out("diff", "--name-only", base, head).splitlines()
 

@@ -248,9 +248,8 @@ def push_payload(backend: Backend, project: Project, user: User, branch: str, be
                  after: str) -> JSON:
     repo = backend.repo(project)
     zero = "0" * 40
-    shas = repo.log(after, None if before == zero else before)[:20] if after != zero else []
-    commits = [{**hook_commit(backend, project, sha), "added": [], "modified": [], "removed": []}
-               for sha in shas]
+    all_shas = repo.log(after, None if before == zero else before) if after != zero else []
+    commits = [{**hook_commit(backend, project, sha), **repo.commit_changes(sha)} for sha in all_shas[:20]]
     return {
         "object_kind": "push", "event_name": "push", "before": before, "after": after,
         "ref": f"refs/heads/{branch}", "ref_protected": branch in project.protected_branches,
@@ -258,5 +257,5 @@ def push_payload(backend: Backend, project: Project, user: User, branch: str, be
         "user_id": user.id, "user_name": user.name, "user_username": user.username,
         "user_email": user.email, "user_avatar": None, "project_id": project.id,
         "project": hook_project(backend, project), "commits": commits,
-        "total_commits_count": len(shas), "repository": hook_repository(backend, project),
+        "total_commits_count": len(all_shas), "repository": hook_repository(backend, project),
     }

@@ -95,7 +95,7 @@ class CommandService:
         reply = flow.engine.run_command(CommandInvocation(
             name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services,
             merge_request=mr))
-        if not reply.ok:
+        if not reply.ok or services.refused:
             reply = CommandReply(f"@{actor.username} {reply.text}", ok=False)
         return self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
 
@@ -127,6 +127,7 @@ class MergeRequestServices:
         self._note_id = note_id
         self._roles = roles
         self.replied = False
+        self.refused = False  # a rule said no: the reply is a refusal even though the command ran
 
     @property
     def _project(self) -> Project:
@@ -151,8 +152,9 @@ class MergeRequestServices:
         if decision.outcome is Outcome.REFUSE:
             self._deps.audit.record(self._actor, "enqueue", _target(mr.project_id, mr.iid), "refused",
                                     decision.explain())
-            raise_refusal = "; ".join(f"rule `{v.rule}`: {v.reason}" for v in decision.blocking)
-            return f"I cannot queue this merge request. {raise_refusal}"
+            reasons = "; ".join(f"rule `{v.rule}`: {v.reason}" for v in decision.blocking)
+            self.refused = True
+            return f"I cannot queue this merge request. {reasons}"
         priority = self._capped(priority, self._flow.engine.adjust_priority(context, priority, options))
         try:
             entry = self._flow.store.add_entry(mr.project_id, mr.iid, mr.target_branch, priority,

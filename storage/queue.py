@@ -140,6 +140,20 @@ class QueueRepository:
                                    .where(QueueEntryRow.state.in_(ACTIVE)))
             return [LaneKey(p, b) for p, b in rows]
 
+    def lanes_for(self, project_id: int, *, sha: str | None, mr_iid: int | None) -> list[LaneKey]:
+        """Lanes of the project with an active entry testing `sha` or for MR `mr_iid`."""
+        matches = []
+        if sha:
+            matches.append(QueueEntryRow.tested_sha == sha)
+        if mr_iid:
+            matches.append(QueueEntryRow.mr_iid == int(mr_iid))
+        if not matches:
+            return []
+        with self._db.session() as session:
+            rows = session.execute(select(QueueEntryRow.project_id, QueueEntryRow.target_branch).distinct().where(
+                QueueEntryRow.project_id == project_id, QueueEntryRow.state.in_(ACTIVE), or_(*matches)))
+            return [LaneKey(p, b) for p, b in rows]
+
     def position(self, entry: QueueEntry) -> int | None:
         """1-based position of an active entry in its lane."""
         for index, other in enumerate(self.lane_entries(entry.lane), start=1):

@@ -141,3 +141,20 @@ def test_metrics_count_outcomes(client):
     text = client.get("/metrics").text
     assert 'merge_assist_webhooks_total{outcome="queued"}' in text
     assert 'merge_assist_webhooks_total{outcome="unauthorized"}' in text
+
+
+def push(files: list[str], total: int | None = None, ref: str = "refs/heads/main") -> dict:
+    commits = [{"id": "a" * 40, "added": [], "modified": files, "removed": []}]
+    return {"object_kind": "push", "ref": ref, "project_id": 5, "commits": commits,
+            "project": {"id": 5, "default_branch": "main"}, "total_commits_count": total or len(commits)}
+
+
+@pytest.mark.parametrize("body, status", [
+    (push([".merge-assist.yml"]), "queued"),
+    (push(["README.md"]), "ignored"),
+    (push(["README.md"], total=25), "queued"),
+    (push([".merge-assist.yml"], ref="refs/heads/feature"), "ignored"),
+])
+def test_pushes_matter_only_when_they_may_change_the_config(client, body, status):
+    response = post(client, body, event="Push Hook")
+    assert response.status_code == 200 and response.json()["status"] == status
