@@ -17,6 +17,9 @@ from rules.model import Approvals, MergeRequest, Pipeline, Project
 
 T = TypeVar("T")
 CACHE_SECONDS = 300.0
+"""Protected-branch rules: authorization depends on them, so they are kept only five minutes."""
+PROJECT_CACHE_SECONDS = 900.0
+"""Project settings (merge method, pipeline requirements) change rarely."""
 
 
 def _translate(exc: Exception) -> GitLabError:
@@ -87,7 +90,7 @@ class PythonGitlabAdapter:
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
         self._gl = gitlab.Gitlab(url=url, private_token=token, timeout=timeout, retry_transient_errors=False)
-        self._projects = _TTLCache(CACHE_SECONDS)
+        self._projects = _TTLCache(PROJECT_CACHE_SECONDS)
         self._protected = _TTLCache(CACHE_SECONDS)
         self._me: tuple[int, str] | None = None
 

@@ -9,8 +9,8 @@ not counted.
 Time: the simulator runs on a real-time clock scaled by --scale (default 60: one real second is one
 simulated minute). The bot's own real-time timers are scaled by the same factor so that, in
 simulated time, they run at their production defaults: the safety-net re-check of waiting lanes
-(MERGE_ASSIST_RECHECK_SECONDS, 120 s) and, in embedded mode, the adapter's project/protected-branch
-cache (300 s). The repo-config re-read (60 s, a default argument in bot.config) is not scaled; it is
+(MERGE_ASSIST_RECHECK_SECONDS, 300 s, doubling while a lane stays quiet) and, in embedded mode,
+the adapter's caches (protected branches 300 s, project settings 900 s). The repo-config re-read (60 s, a default argument in bot.config) is not scaled; it is
 invalidated by every merge into the default branch anyway. Without that, a 30-minute pipeline would take 30 real seconds and
 the bot's timers would see none of the time a real pipeline takes.
 
@@ -52,7 +52,7 @@ TARGET = 10
 MARGE_BASE = 17  # marge-bot 1.4.0: fixed requests per merged MR (bench/marge_compat.py measures 19 with a rebase)
 MARGE_POLL_SECONDS = 10  # marge-bot polls the pipeline every 10 s while CI runs
 WEBHOOK_SECRET = "bench-webhook-secret"
-DEFAULT_RECHECK = 120.0  # MERGE_ASSIST_RECHECK_SECONDS default
+DEFAULT_RECHECK = 300.0  # MERGE_ASSIST_RECHECK_SECONDS default
 DEFAULT_LEASE = 60.0
 SETTLE_SECONDS = 1.0  # real seconds to keep counting after the merge (trailing comment, emoji)
 
@@ -142,6 +142,7 @@ def scale_embedded_timers(scale: float) -> None:
     import adapters.gitlab
 
     adapters.gitlab.CACHE_SECONDS = 300.0 / scale
+    adapters.gitlab.PROJECT_CACHE_SECONDS = 900.0 / scale
 
 
 def start_embedded(world: World, workdir: Path, recheck: float, lease: float) -> RunningBot:

@@ -61,7 +61,7 @@ class Settings:
     port: int = 8080
     log_level: str = "INFO"
     workers: int = 2
-    recheck_seconds: float = 120.0
+    recheck_seconds: float = 300.0
     lease_seconds: float = 60.0
     public_url: str | None = None
     server_config_file: Path | None = None

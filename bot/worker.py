@@ -28,7 +28,7 @@ def holder_id(thread_name: str) -> str:
 class LaneScheduler:
     """Drives lanes now or later; each thread has its own LaneDriver (its own lease holder id)."""
 
-    def __init__(self, deps: FlowDeps, lease_seconds: float, recheck_seconds: float = 120.0) -> None:
+    def __init__(self, deps: FlowDeps, lease_seconds: float, recheck_seconds: float = 300.0) -> None:
         self._deps = deps
         self._lease_seconds = lease_seconds
         self._recheck_base = recheck_seconds
@@ -108,7 +108,7 @@ class Worker:
 
     def __init__(self, queue: EventQueue, handler: EventHandlerFn, scheduler: LaneScheduler,
                  waiting_lanes: Callable[[], list[LaneKey]], *, consumers: int = 2,
-                 recheck_seconds: float = 120.0) -> None:
+                 recheck_seconds: float = 300.0) -> None:
         self._queue = queue
         self._handler = handler
         self._scheduler = scheduler
