@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rules.model import LaneKey
+from rules.config import PROJECT_SOURCE, ConfigError, validate_layer
+from rules.model import Actor, LaneKey
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -97,13 +98,42 @@ async def api_pause(request: Request) -> Response:
     paused = request.method == "POST"
     runtime = _runtime(request)
     runtime.store.queue.set_lane_paused(LaneKey(project_id, branch), paused)
-    from rules.model import Actor
-
     runtime.store.audit.record(Actor(None, str(claims["sub"]), "api"), "pause" if paused else "resume",
                                f"{project_id}:{branch}", "ok")
     if not paused:
         runtime.queue.publish({"kind": "wake", "project_id": project_id, "target_branch": branch})
     return JSONResponse({"project_id": project_id, "target_branch": branch, "paused": paused})
+
+
+async def api_project(request: Request) -> Response:
+    """Register a project (optionally with its own webhook secret) and set its rule settings."""
+    claims = _claims(request)
+    if claims is None:
+        return _unauthorized()
+    if "admin" not in claims.get("roles", ()):
+        return JSONResponse({"error": "only admins may change projects"}, status_code=403)
+    try:
+        data = await request.json()
+        path = str(data["path"])
+        settings = data.get("settings")
+        secret = data.get("webhook_secret")
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": "send JSON with path, and optionally settings and webhook_secret"},
+                            status_code=400)
+    runtime = _runtime(request)
+    if settings is not None:
+        try:
+            validate_layer(PROJECT_SOURCE, settings, runtime.engine.describe_rules())
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc), "key": exc.key, "reason": exc.reason}, status_code=400)
+    project_id = int(request.path_params["project_id"])
+    view = runtime.store.projects.register(project_id, path, webhook_secret=secret, settings=settings)
+    runtime.webhook_auth.refresh()
+    runtime.store.audit.record(Actor(None, str(claims["sub"]), "api"), "project", str(project_id), "ok",
+                               f"settings {'changed' if settings is not None else 'kept'}"
+                               f"{', own webhook secret set' if secret else ''}")
+    return JSONResponse({"id": view.id, "path": view.path, "has_own_secret": view.has_own_secret,
+                         "settings": view.settings})
 
 
 async def dashboard(request: Request) -> Response:
@@ -128,4 +158,5 @@ def admin_routes() -> list[BaseRoute]:
         Route("/api/queue", api_queue),
         Route("/api/audit", api_audit),
         Route("/api/lanes/{project_id:int}/{branch:path}/pause", api_pause, methods=["POST", "DELETE"]),
+        Route("/api/projects/{project_id:int}", api_project, methods=["PUT"]),
     ]

@@ -70,17 +70,34 @@ def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
     from storage.users import UnknownRole
 
     store = open_store_checked(settings)
+    project_id = _project_id(settings, store, args.project) if args.project else None
     user = store.users.ensure_gitlab_user(args.gitlab_user, args.gitlab_user_id)
     try:
         if args.revoke:
-            store.users.revoke(user.id, args.role, args.project)
+            store.users.revoke(user.id, args.role, project_id)
         else:
-            store.users.grant(user.id, args.role, args.project, granted_by="cli")
+            store.users.grant(user.id, args.role, project_id, granted_by="cli")
     except UnknownRole as exc:
         raise CliError(str(exc)) from None
     scope = f"project {args.project}" if args.project else "all projects"
     print(f"{'revoked' if args.revoke else 'granted'} {args.role} for {args.gitlab_user} on {scope}")
     return 0
+
+
+def _project_id(settings: Settings, store, project: str) -> int:  # type: ignore[no-untyped-def]
+    """A project given as a numeric id or as `group/name` (known to the bot or to GitLab)."""
+    if project.isdigit():
+        return int(project)
+    known = store.projects.by_path(project)
+    if known is not None:
+        return known.id
+    if settings.gitlab_url and settings.gitlab_token:
+        from adapters.gitlab import PythonGitlabAdapter
+
+        found = PythonGitlabAdapter(settings.gitlab_url, settings.gitlab_token.reveal()).get_project_by_path(project)
+        if found is not None:
+            return found.id
+    raise CliError(f"unknown project {project!r}: give its numeric id, or configure MERGE_ASSIST_GITLAB_URL")
 
 
 def cmd_link_slack(settings: Settings, args: argparse.Namespace) -> int:
@@ -141,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("role", help="admin, project_owner, priority_manager or viewer")
     p.add_argument("--gitlab-user", required=True)
     p.add_argument("--gitlab-user-id", type=int)
-    p.add_argument("--project", type=int, help="GitLab project id (default: all projects)")
+    p.add_argument("--project", help="GitLab project id or path, e.g. 42 or group/app (default: all projects)")
     p.add_argument("--revoke", action="store_true")
     p.set_defaults(func=cmd_grant)
     p = sub.add_parser("link-slack", help="let a Slack user act as a GitLab user")

@@ -48,20 +48,22 @@ class ProjectConfig:
         self._feedback = feedback
         self._server = dict(server or {})
         self._recheck = recheck_seconds
-        self._results: dict[int, tuple[float, ConfigResult]] = {}
+        self._results: dict[int, tuple[float, dict[str, Any], ConfigResult]] = {}
         self._lock = threading.Lock()
         # A broken server config is an operator error: refuse to start, naming the key.
         resolve_config(engine, self._server, None)
 
     def options_for(self, project: Project, mr: MergeRequest | None = None) -> RuleOptions:
         now = time.monotonic()
+        view = self._projects.get(project.id)
+        # Read from the database each time, so an admin's change applies in every process at once.
+        project_settings = view.settings if view else {}
         with self._lock:
             cached = self._results.get(project.id)
-        if cached is not None and now - cached[0] < self._recheck:
-            result = cached[1]
+        if cached is not None and now - cached[0] < self._recheck and cached[1] == project_settings:
+            result = cached[2]
         else:
-            view = self._projects.get(project.id)
-            result = self._cache.load(project, self._server, view.settings if view else None)
+            result = self._cache.load(project, self._server, project_settings)
             if result.error is not None and mr is not None:
                 error = result.error
                 self._feedback.comment(
@@ -69,7 +71,7 @@ class ProjectConfig:
                     f":warning: Configuration error in `{error.file}` at `{error.key}`: {error.reason}. "
                     "The last valid configuration stays in force until it is fixed.")
             with self._lock:
-                self._results[project.id] = (now, result)
+                self._results[project.id] = (now, project_settings, result)
         return {**result.effective, **result.settings}
 
     def invalidate(self, project_id: int) -> None:

@@ -57,6 +57,11 @@ class ProjectRepository:
             row = session.get(ManagedProject, project_id)
             return self._view(row) if row else None
 
+    def by_path(self, path: str) -> ProjectView | None:
+        with self._db.session() as session:
+            row = session.scalar(select(ManagedProject).where(ManagedProject.path == path))
+            return self._view(row) if row else None
+
     def secret_digests(self) -> dict[int, str]:
         """Project id → digest of its own webhook secret (for the webhook's cache)."""
         with self._db.session() as session:

@@ -59,6 +59,8 @@ def test_create_admin_reads_password_from_file_and_grant(tmp_path):
     assert granted.returncode == 0 and "project 7" in granted.stdout
     bad = cli(["grant", "wizard", "--gitlab-user", "alice"], tmp_path)
     assert bad.returncode == 2 and "unknown role 'wizard'" in bad.stderr
+    unknown = cli(["grant", "viewer", "--gitlab-user", "alice", "--project", "acme/app"], tmp_path)
+    assert unknown.returncode == 2 and "unknown project 'acme/app'" in unknown.stderr
 
     from storage import Store
 
@@ -66,6 +68,10 @@ def test_create_admin_reads_password_from_file_and_grant(tmp_path):
     assert store.users.verify_password("root", "s3cret-password") is not None
     assert store.users.roles_for(project_id=7, gitlab_username="alice") == {"priority_manager"}
     assert store.users.roles_for(project_id=8, gitlab_username="alice") == frozenset()
+    store.projects.register(8, "acme/app")
+    by_path = cli(["grant", "viewer", "--gitlab-user", "alice", "--project", "acme/app"], tmp_path)
+    assert by_path.returncode == 0, by_path.stderr
+    assert store.users.roles_for(project_id=8, gitlab_username="alice") == {"viewer"}
 
 
 def test_error_page_and_logs_never_show_secrets(tmp_path, caplog):
