@@ -40,7 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -391,7 +391,7 @@ def report(args: argparse.Namespace, results: list[Measurement]) -> None:
             print(f"webhooks only, {measurement.minutes:g}-minute pipeline: {measurement.total}")
             print_breakdown(measurement, True)
     if extra:
-        print(f"figure: webhooks only (re-check timer off): "
+        print("figure: webhooks only (re-check timer off): "
               + ", ".join(f"{m.total} at {m.minutes:g} min" for m in extra))
 
 

@@ -6,31 +6,23 @@ import time
 
 import jwt
 import pytest
-from starlette.testclient import TestClient
 
-from bot.app import create_app
-from bot.runtime import Runtime
-from bot.settings import Secret, Settings
+from bot.settings import Secret
 from rules.model import LaneKey, Priority
 
 JWT_SECRET = "jwt-test-secret"
 
 
 @pytest.fixture
-def runtime(tmp_path):
-    runtime = Runtime.build(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                                     jwt_secret=Secret(JWT_SECRET)), run_workers=False)
+def runtime_settings():
+    return {"jwt_secret": Secret(JWT_SECRET)}
+
+
+@pytest.fixture(autouse=True)
+def users(runtime):
     admin = runtime.store.users.create_local("root", "admin-password")
     runtime.store.users.grant(admin.id, "admin")
     runtime.store.users.create_local("viewer", "viewer-password")
-    yield runtime
-    runtime.stop()
-
-
-@pytest.fixture
-def client(runtime):
-    with TestClient(create_app(runtime)) as client:
-        yield client
 
 
 def token(client, username="root", password="admin-password"):

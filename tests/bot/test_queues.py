@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import redis
@@ -12,7 +11,7 @@ from adapters.queues import InProcessQueue, QueueUnavailable, RedisStreamQueue
 from tests.helpers import wait_for
 
 
-def run_consumer(queue, handler, consumer="c1", seconds=None):
+def run_consumer(queue, handler, consumer="c1"):
     stop = threading.Event()
     thread = threading.Thread(target=queue.consume, args=(handler,), kwargs={"stop": stop.is_set, "consumer": consumer},
                               daemon=True)

@@ -21,17 +21,8 @@ def fixture(name: str) -> dict:
 
 
 @pytest.fixture
-def runtime(tmp_path):
-    runtime = Runtime.build(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                                     webhook_secret=Secret(SECRET)), run_workers=False)
-    yield runtime
-    runtime.stop()
-
-
-@pytest.fixture
-def client(runtime):
-    with TestClient(create_app(runtime)) as client:
-        yield client
+def runtime_settings():
+    return {"webhook_secret": Secret(SECRET)}
 
 
 def note(text: str = "/merge-assist merge") -> dict:
