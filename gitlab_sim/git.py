@@ -142,7 +142,8 @@ class GitRepo:
                 self.git("read-tree", parent, env=env)
             for path, content in files.items():
                 if content is None:
-                    self.git("update-index", "--force-remove", path, env=env)
+                    # --force-remove wants a work tree; mode 0 through --index-info works in a bare repo.
+                    self.git("update-index", "--index-info", stdin=f"0 {'0' * 40}\t{path}\n".encode(), env=env)
                     continue
                 data = content.encode() if isinstance(content, str) else content
                 blob = self.git("hash-object", "-w", "--stdin", stdin=data).stdout.decode().strip()
