@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
+import threading
 import logging
 import queue
 import time
@@ -19,17 +22,39 @@ class QueueUnavailable(RuntimeError):
 
 
 class InProcessQueue:
-    """A thread-safe FIFO for embedded mode; an event whose handler raises is retried a few times."""
+    """A thread-safe FIFO for embedded mode.
 
-    def __init__(self, max_attempts: int = 3) -> None:
+    An event whose handler raises (the database briefly gone, say) is retried with a growing
+    delay, 1 s doubling to 60 s, for about ten minutes before it is logged and dropped.
+    """
+
+    def __init__(self, max_attempts: int = 14, first_delay: float = 1.0, max_delay: float = 60.0) -> None:
         self._queue: queue.Queue[tuple[dict[str, Any], int]] = queue.Queue()
+        self._delayed: list[tuple[float, int, dict[str, Any], int]] = []
+        self._lock = threading.Lock()
+        self._sequence = itertools.count()
         self._max_attempts = max_attempts
+        self._first_delay = first_delay
+        self._max_delay = max_delay
 
     def publish(self, event: dict[str, Any]) -> None:
         self._queue.put((event, 1))
 
+    def _release_due(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            while self._delayed and self._delayed[0][0] <= now:
+                _, _, event, attempt = heapq.heappop(self._delayed)
+                self._queue.put((event, attempt))
+
+    def _retry_later(self, event: dict[str, Any], attempt: int) -> None:
+        delay = min(self._first_delay * 2 ** (attempt - 1), self._max_delay)
+        with self._lock:
+            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._sequence), event, attempt + 1))
+
     def consume(self, handler: Handler, *, stop: Callable[[], bool], consumer: str = "") -> None:
         while not stop():
+            self._release_due()
             try:
                 event, attempt = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -37,9 +62,11 @@ class InProcessQueue:
             try:
                 handler(event)
             except Exception:
-                log.exception("event handler failed (attempt %d) for %s", attempt, event.get("kind"))
                 if attempt < self._max_attempts:
-                    self._queue.put((event, attempt + 1))
+                    log.exception("event handler failed (attempt %d) for %s; retrying", attempt, event.get("kind"))
+                    self._retry_later(event, attempt)
+                else:
+                    log.exception("event handler failed %d times for %s; dropping it", attempt, event.get("kind"))
             finally:
                 self._queue.task_done()
 
@@ -47,7 +74,8 @@ class InProcessQueue:
         return True
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        with self._lock:
+            return self._queue.qsize() + len(self._delayed)
 
 
 class RedisStreamQueue:

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import plugins
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from adapters.gitlab import PythonGitlabAdapter
 from adapters.queues import InProcessQueue, RedisStreamQueue
 from bot.config import ProjectConfig, load_server_config
@@ -41,13 +43,17 @@ class SchemaRefused(RuntimeError):
 def open_store_checked(settings: Settings) -> Store:
     """Open the database; SQLite upgrades itself, PostgreSQL must already be migrated."""
     store = Store.open(settings.database_url)
-    if store.db.is_sqlite:
-        migrate.upgrade(store.db)
-    else:
-        try:
+    try:
+        if store.db.is_sqlite:
+            migrate.upgrade(store.db)
+        else:
             migrate.ensure_current(store.db)
-        except migrate.SchemaOutdated as exc:
-            raise SchemaRefused(str(exc)) from None
+    except migrate.SchemaOutdated as exc:
+        raise SchemaRefused(str(exc)) from None
+    except OperationalError as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise SchemaRefused(f"MERGE_ASSIST_DATABASE_URL: cannot reach the database at {where} "
+                            f"({type(exc.orig).__name__})") from None
     return store
 
 

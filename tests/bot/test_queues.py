@@ -19,8 +19,8 @@ def run_consumer(queue, handler, consumer="c1"):
     return stop, thread
 
 
-def test_in_process_queue_retries_a_failing_handler():
-    queue = InProcessQueue(max_attempts=3)
+def test_in_process_queue_retries_a_failing_handler_with_backoff():
+    queue = InProcessQueue(max_attempts=3, first_delay=0.05)
     calls = []
 
     def handler(event):
@@ -94,3 +94,19 @@ def test_redis_down_raises_a_clear_error():
         queue.publish({"n": 1})
     assert queue.ping() is False
     assert queue.pending() == -1
+
+
+def test_in_process_queue_gives_up_after_max_attempts():
+    queue = InProcessQueue(max_attempts=2, first_delay=0.01)
+    calls = []
+
+    def broken(event):
+        calls.append(event)
+        raise RuntimeError("database gone")
+
+    queue.publish({"n": 1})
+    stop, thread = run_consumer(queue, broken)
+    wait_for(lambda: len(calls) == 2 and queue.pending() == 0, timeout=5)
+    stop.set()
+    thread.join(2)
+    assert len(calls) == 2

@@ -110,3 +110,12 @@ def test_worker_needs_redis(tmp_path, args):
     result = cli(args, tmp_path)
     assert result.returncode == 2
     assert "MERGE_ASSIST_REDIS_URL" in result.stderr
+
+
+def test_unreachable_database_is_one_clear_line_without_the_password(tmp_path):
+    env = {"MERGE_ASSIST_DATABASE_URL": "postgresql://bot:hunter2-secret@127.0.0.1:1/merge_assist"}
+    result = cli(["serve", "--port", str(free_port())], tmp_path, env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the database" in lines[0]
+    assert "hunter2-secret" not in result.stderr
