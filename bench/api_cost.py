@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gitlab_sim import PipelinePlan, SimClock, Simulator, WebhookSettings  # noqa: E402
+from gitlab_sim.waiting import wait_for  # noqa: E402
 from gitlab_sim.state import DEVELOPER, MAINTAINER, Project, RequestRecord, User  # noqa: E402
 
 TARGET = 10
@@ -109,17 +110,6 @@ def make_world(sim: Simulator, merge_method: str) -> World:
     sim.add_member(project, dev, DEVELOPER)
     sim.protect_branch(project, "main", merge_access_level=DEVELOPER)
     return World(sim, project, bot, dev)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -205,7 +195,7 @@ def start_production(world: World, workdir: Path, recheck: float, lease: float, 
                 process.kill()
 
     try:
-        wait_until(ready, 30, "merge-assist serve /readyz")
+        wait_for(ready, 30, message="merge-assist serve /readyz")
     except TimeoutError:
         stop()
         raise
@@ -248,8 +238,8 @@ class Bench:
         # measurement does not see the previous merge's pipeline end.
         sim.set_pipeline_plan(lambda request: PipelinePlan(
             "pass", duration=5.0 if request.ref == default_branch else minutes * 60))
-        wait_until(lambda: not any(p.status in ("created", "pending", "running") for p in sim.pipelines(world.project)),
-                   self.timeout, "earlier pipelines to finish")
+        wait_for(lambda: not any(p.status in ("created", "pending", "running") for p in sim.pipelines(world.project)),
+                 self.timeout, message="earlier pipelines to finish")
         self.count += 1
         branch = f"feature-{self.count}"
         # The MR and its first pipeline are the developer's doing: let that pipeline finish
@@ -262,8 +252,8 @@ class Bench:
         started = time.monotonic()
         started_at, started_wall = sim.clock.now(), time.time()
         sim.post_note(world.project, iid, world.dev, "/merge-assist merge")
-        wait_until(lambda: sim.merge_request(world.project, iid).state == "merged",
-                   self.timeout + minutes * 60 / self.scale, f"!{iid} to merge")
+        wait_for(lambda: sim.merge_request(world.project, iid).state == "merged",
+                 self.timeout + minutes * 60 / self.scale, message=f"!{iid} to merge")
         real = time.monotonic() - started
         time.sleep(SETTLE_SECONDS)
         sim.wait_for_deliveries(10)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from .pipelines import PipelinePlan, PipelineRequest, Resolver
 from .pushes import branch_updated
 from .state import (DEVELOPER, MAINTAINER, Group, Hook, MergeRequest, Note, Pipeline, Project,
                     ProtectedBranch, RequestRecord, User)
+from .waiting import wait_for
 from .webhooks import Delivery, DeliveryAttempt, WebhookSettings
 
 ALL_HOOK_EVENTS = ("push", "merge_request", "note", "pipeline", "job")
@@ -266,17 +266,7 @@ class Simulator:
         with self.state.lock:
             self.state.requests.clear()
 
-    @staticmethod
-    def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-        """Poll ``predicate`` until truthy; returns its value or raises TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            time.sleep(interval)
+    wait_for = staticmethod(wait_for)
 
     def _any_user(self) -> User:
         with self.state.lock:

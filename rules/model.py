@@ -33,6 +33,10 @@ class Priority(enum.IntEnum):
         return self.name.lower()
 
 
+PRIORITY_ROLES = frozenset({"admin", "project_owner", "priority_manager"})
+"""Bot roles that may set a priority above normal."""
+
+
 class EntryState(str, enum.Enum):
     """Persisted state of one queued merge request (see DESIGN.md, merge state machine)."""
 

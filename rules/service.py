@@ -12,11 +12,10 @@ from rules.feedback import Feedback
 from rules.flow import FlowDeps, rule_context
 from rules.help import render_help, render_status
 from rules.hookspecs import ACCESS_DEVELOPER, AuthRequest
-from rules.model import Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
+from rules.model import PRIORITY_ROLES, Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
 from rules.ports import AuditLog
 
 log = logging.getLogger("merge_assist.commands")
-PRIORITY_ROLES = frozenset({"admin", "project_owner", "priority_manager"})
 
 
 class RoleLookup(Protocol):

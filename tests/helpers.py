@@ -6,11 +6,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import httpx
+
+from gitlab_sim.waiting import wait_for
+
+__all__ = ["REPO", "cli", "clean_env", "free_port", "http_ok", "start_cli", "wait_for"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,18 +44,6 @@ def start_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None,
     environment["PYTHONPATH"] = str(REPO)
     return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=environment,
                             stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
-             message: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
 
 
 def http_ok(url: str) -> bool:
