@@ -105,7 +105,7 @@ def run(marge_app: Path, workdir: Path, ci_seconds: float = 5.0, timeout: float 
             failed_requests=[f"{r.status} {r.method} {r.path}?{r.query}" for r in records
                              if r.status >= 400 and not (r.kind == "git" and r.status == 401)],
             endpoints=dict(collections.Counter(_endpoint(r) for r in records)),
-            marge_log_tail="\n".join(log_path.read_text(errors="replace").splitlines()[-40:]))
+            marge_log_tail="\n".join(log_path.read_text(errors="replace").splitlines()[-120:]))
     finally:
         sim.stop()
 
