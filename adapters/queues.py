@@ -176,3 +176,45 @@ class RedisStreamQueue:
             return int(self._redis.xpending(self.stream, self._group)["pending"])
         except redis.RedisError:
             return -1
+
+
+class RedisNoteLimiter:
+    """A sliding one-minute window of posted notes shared by every process through Redis.
+
+    GitLab.com allows 60 note creations a minute per user; with several workers posting as the
+    same bot user, a per-process window is not enough. Fails open (allows) when Redis is down:
+    a missed comment is worse than a rate-limit answer GitLab may give.
+    """
+
+    _SCRIPT = """
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+    if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+    """
+
+    def __init__(self, url: str, prefix: str, per_minute: int = 50, window_seconds: float = 60.0) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._key = f"{prefix}:notes"
+        self._per_minute = per_minute
+        self._window_ms = int(window_seconds * 1000)
+        self._script = self._redis.register_script(self._SCRIPT)
+        self._sequence = itertools.count()
+
+    def try_acquire(self) -> bool:
+        now_ms = int(time.time() * 1000)
+        member = f"{now_ms}-{id(self)}-{next(self._sequence)}"
+        try:
+            return bool(self._script(keys=[self._key], args=[now_ms, self._window_ms, self._per_minute, member]))
+        except redis.RedisError as exc:
+            log.warning("note limiter unavailable (%s); allowing the note", type(exc).__name__)
+            return True
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.25)
+        return True

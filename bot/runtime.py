@@ -13,7 +13,7 @@ import plugins
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from adapters.gitlab import PythonGitlabAdapter
-from adapters.queues import InProcessQueue, RedisStreamQueue
+from adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
 from bot.config import ProjectConfig, load_server_config
 from bot.dispatch import EventHandler
 from bot.settings import Settings
@@ -21,7 +21,7 @@ from bot.webhook_auth import WebhookAuth
 from bot.worker import LaneScheduler, Worker
 from rules.engine import RuleEngine
 from rules.errors import GitLabError
-from rules.feedback import Feedback, NoteRateLimiter
+from rules.feedback import Feedback, NoteLimiter, NoteRateLimiter
 from rules.flow import FlowDeps
 from rules.plugins import build_plugin_manager
 from rules.ports import Clock, GitLabPort
@@ -90,7 +90,9 @@ class Runtime:
 
     def _wire(self, gitlab: GitLabPort, clock: Clock, run_workers: bool) -> None:
         store, settings = self.store, self.settings
-        feedback = Feedback(gitlab, NoteRateLimiter())
+        limiter: NoteLimiter = (NoteRateLimiter() if settings.is_embedded
+                                else RedisNoteLimiter(settings.redis_url or "", settings.redis_prefix))
+        feedback = Feedback(gitlab, limiter)
         self.config = ProjectConfig(gitlab, self.engine, store.projects, feedback,
                                     load_server_config(settings.server_config_file))
         queue_store: Any = store.queue

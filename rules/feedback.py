@@ -11,6 +11,7 @@ import collections
 import logging
 import threading
 import time
+from typing import Protocol
 
 from rules.errors import GitLabError
 from rules.ports import GitLabPort
@@ -49,8 +50,14 @@ class NoteRateLimiter:
         return True
 
 
+class NoteLimiter(Protocol):
+    def try_acquire(self) -> bool: ...
+
+    def acquire(self, timeout: float) -> bool: ...
+
+
 class Feedback:
-    def __init__(self, gitlab: GitLabPort, limiter: NoteRateLimiter | None = None) -> None:
+    def __init__(self, gitlab: GitLabPort, limiter: NoteLimiter | None = None) -> None:
         self._gitlab = gitlab
         self._limiter = limiter or NoteRateLimiter()
 

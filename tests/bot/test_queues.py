@@ -110,3 +110,29 @@ def test_in_process_queue_gives_up_after_max_attempts():
     stop.set()
     thread.join(2)
     assert len(calls) == 2
+
+
+def test_note_limit_is_shared_by_every_process(redis_url, redis_prefix):
+    from adapters.queues import RedisNoteLimiter
+
+    first = RedisNoteLimiter(redis_url, redis_prefix, per_minute=5)
+    second = RedisNoteLimiter(redis_url, redis_prefix, per_minute=5)
+    granted = [limiter.try_acquire() for limiter in (first, second) * 4]
+    assert granted.count(True) == 5 and granted[5:] == [False, False, False]
+    short = RedisNoteLimiter(redis_url, redis_prefix + "-short", per_minute=1, window_seconds=0.2)
+    assert short.try_acquire() and not short.try_acquire()
+    assert short.acquire(timeout=2.0)
+
+
+def test_note_limiter_fails_open_without_redis():
+    from adapters.queues import RedisNoteLimiter
+
+    assert RedisNoteLimiter("redis://127.0.0.1:1/0", "nowhere").try_acquire() is True
+
+
+def test_in_process_note_limiter_window():
+    from rules.feedback import NoteRateLimiter
+
+    limiter = NoteRateLimiter(per_minute=2, window_seconds=0.2)
+    assert [limiter.try_acquire() for _ in range(3)] == [True, True, False]
+    assert limiter.acquire(timeout=2.0)
