@@ -34,7 +34,7 @@ def is_relevant(hook: str, body: dict[str, Any]) -> bool:
     if hook == PIPELINE_HOOK:
         return attributes.get("status") in FINAL_PIPELINE_STATUSES
     if hook == JOB_HOOK:
-        return body.get("build_status") == "failed"
+        return body.get("build_status") == "failed" and not body.get("build_allow_failure")
     if hook == NOTE_HOOK:
         return "/merge-assist" in str(attributes.get("note") or "").lower()
     if hook == PUSH_HOOK:
@@ -58,7 +58,9 @@ class EventHandler:
     """Handles one event; safe to call from several threads and processes at once."""
 
     def __init__(self, store: Store, commands: CommandService, bot_user_id: Callable[[], int | None],
-                 wake: Wake, on_config_changed: Callable[[int], None]) -> None:
+                 wake: Wake, on_config_changed: Callable[[int], None],
+                 on_job_failed: Callable[[LaneKey, str, str], None]) -> None:
+        self._job_failed = on_job_failed
         self._store = store
         self._commands = commands
         self._bot_user_id = bot_user_id
@@ -137,7 +139,10 @@ class EventHandler:
         sha = (body.get("object_attributes") or {}).get("sha") or body.get("sha")
         iid = (body.get("merge_request") or {}).get("iid")
         for lane in self._store.queue.lanes_for(project_id, sha=sha, mr_iid=iid):
-            self._wake(lane)
+            if body.get("object_kind") == "build" and sha:
+                self._job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
+            else:
+                self._wake(lane)
 
     def _wake_project(self, project_id: int, only_branch: str | None = None) -> None:
         for lane in self._store.queue.waiting_lanes():

@@ -85,6 +85,12 @@ class LaneScheduler:
         if wake_after is not None:
             self.later(lane, wake_after)
 
+    def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None:
+        try:
+            self._driver().job_failed(lane, sha, job_name)
+        except Exception:
+            log.exception("lane %s: handling a failed job failed; the pipeline's end will decide", lane)
+
     def due_for_recheck(self, lanes: list[LaneKey]) -> list[LaneKey]:
         now = time.monotonic()
         with self._lock:

@@ -107,6 +107,32 @@ class LaneDriver:
         finally:
             store.release(lane, self.holder)
 
+    def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None:
+        """A required job of the pipeline testing the head entry failed: fail the entry now.
+
+        GitLab reports a failed job while the rest of its pipeline still runs; waiting for the
+        pipeline to end would only make the author wait longer for the same answer.
+        """
+        store = self.deps.store
+        fence = store.acquire(lane, self.holder, self.lease_seconds)
+        if fence is None:
+            return
+        try:
+            entry = next((e for e in store.lane_entries(lane)
+                          if e.state is EntryState.WAITING_PIPELINE and e.tested_sha == sha), None)
+            if entry is None:
+                return
+            mr = self.deps.gitlab.get_merge_request(entry.project_id, entry.mr_iid)
+            if mr.sha != sha:
+                return  # a newer push is being tested; this job no longer matters
+            project = self.deps.gitlab.get_project(entry.project_id)
+            self._fail(entry, fence, project, mr,
+                       f"job `{job_name}` failed in the pipeline for {sha[:12]}. Fix it and push, or retry the job.")
+        except LeaseLost:
+            return
+        finally:
+            store.release(lane, self.holder)
+
     # -- one step ---------------------------------------------------------------------------
 
     def _step(self, entry: QueueEntry, fence: int) -> float | None:

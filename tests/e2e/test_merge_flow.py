@@ -128,3 +128,16 @@ def test_duplicate_deliveries_act_once(bot: Bot, world: World) -> None:
     assert len(bot.entries(iid, world.project.id)) == 1
     commands = [a for a in bot.store.audit.entries(target=f"{world.project.id}!{iid}") if a.action == "command:merge"]
     assert len(commands) == 1
+
+
+def test_a_failed_job_fails_the_entry_before_its_pipeline_ends(bot: Bot, world: World) -> None:
+    world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", fail_when="early", duration=PIPELINE))
+    iid = world.mr("fails-early")
+    world.comment(iid, world.dev, "/merge-assist merge")
+    entry = bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
+    world.sim.clock.advance(PIPELINE * 0.6)
+    failed = bot.wait_state(world, iid, EntryState.FAILED)
+    assert "job `lint` failed" in failed.reason
+    pipeline = next(p for p in world.pipelines_of(iid) if p.sha == entry.tested_sha)
+    assert pipeline.status == "running"
+    wait_for(lambda: any("job `lint` failed" in n for n in world.notes(iid)), message="early failure note")
