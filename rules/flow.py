@@ -9,9 +9,10 @@ merged again; GitLab's `sha` check makes a repeated merge call safe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 from rules.engine import RuleEngine, RuleOptions
 from rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
@@ -80,32 +81,40 @@ class LaneDriver:
         self.holder = holder
         self.lease_seconds = lease_seconds
 
-    def drive(self, lane: LaneKey) -> float | None:
-        """Advance the lane as far as it goes now; returns seconds until it wants a look again."""
+    @contextlib.contextmanager
+    def _lease(self, lane: LaneKey) -> Iterator[int | None]:
+        """The lane's fencing token while this worker holds its lease (None: another one does)."""
         store = self.deps.store
         fence = store.acquire(lane, self.holder, self.lease_seconds)
-        if fence is None:
-            return BUSY_RETRY_SECONDS
         try:
-            for _ in range(MAX_STEPS_PER_DRIVE):
-                entries = store.lane_entries(lane)
-                if not entries:
-                    return None
-                # Priority decides, except that an entry in the middle of a rebase or a merge
-                # keeps its turn: a more urgent one may overtake one that waits for its pipeline.
-                head = next((e for e in entries if e.state in MID_ACTION), entries[0])
-                wake = self._step(head, fence)
-                if wake != CONTINUE:
-                    return wake
-            return POLL_SECONDS
-        except LeaseLost:
-            log.warning("lane %s: lease lost to another worker; leaving the lane to it", lane)
-            return None
-        except TransientGitLabError as exc:
-            log.warning("lane %s: GitLab unavailable (%s); retrying in %ss", lane, exc, TRANSIENT_RETRY_SECONDS)
-            return TRANSIENT_RETRY_SECONDS
+            yield fence
         finally:
-            store.release(lane, self.holder)
+            if fence is not None:
+                store.release(lane, self.holder)
+
+    def drive(self, lane: LaneKey) -> float | None:
+        """Advance the lane as far as it goes now; returns seconds until it wants a look again."""
+        with self._lease(lane) as fence:
+            if fence is None:
+                return BUSY_RETRY_SECONDS
+            try:
+                for _ in range(MAX_STEPS_PER_DRIVE):
+                    entries = self.deps.store.lane_entries(lane)
+                    if not entries:
+                        return None
+                    # Priority decides, except that an entry in the middle of a rebase or a merge
+                    # keeps its turn: a more urgent one may overtake one that waits for its pipeline.
+                    head = next((e for e in entries if e.state in MID_ACTION), entries[0])
+                    wake = self._step(head, fence)
+                    if wake != CONTINUE:
+                        return wake
+                return POLL_SECONDS
+            except LeaseLost:
+                log.warning("lane %s: lease lost to another worker; leaving the lane to it", lane)
+                return None
+            except TransientGitLabError as exc:
+                log.warning("lane %s: GitLab unavailable (%s); retrying in %ss", lane, exc, TRANSIENT_RETRY_SECONDS)
+                return TRANSIENT_RETRY_SECONDS
 
     def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None:
         """A required job of the pipeline testing the head entry failed: fail the entry now.
@@ -113,12 +122,10 @@ class LaneDriver:
         GitLab reports a failed job while the rest of its pipeline still runs; waiting for the
         pipeline to end would only make the author wait longer for the same answer.
         """
-        store = self.deps.store
-        fence = store.acquire(lane, self.holder, self.lease_seconds)
-        if fence is None:
-            return
-        try:
-            entry = next((e for e in store.lane_entries(lane)
+        with self._lease(lane) as fence:
+            if fence is None:
+                return
+            entry = next((e for e in self.deps.store.lane_entries(lane)
                           if e.state is EntryState.WAITING_PIPELINE and e.tested_sha == sha), None)
             if entry is None:
                 return
@@ -126,12 +133,11 @@ class LaneDriver:
             if mr.sha != sha:
                 return  # a newer push is being tested; this job no longer matters
             project = self.deps.gitlab.get_project(entry.project_id)
-            self._fail(entry, fence, project, mr,
-                       f"job `{job_name}` failed in the pipeline for {sha[:12]}. Fix it and push, or retry the job.")
-        except LeaseLost:
-            return
-        finally:
-            store.release(lane, self.holder)
+            try:
+                self._fail(entry, fence, project, mr, f"job `{job_name}` failed in the pipeline for {sha[:12]}. "
+                           "Fix it and push, or retry the job.")
+            except LeaseLost:
+                return
 
     # -- one step ---------------------------------------------------------------------------
 

@@ -124,3 +124,30 @@ def test_deliveries_deduplicate(store):
     assert store.deliveries.first_time("idem:1", "Note Hook")
     assert not store.deliveries.first_time("idem:1", "Note Hook")
     assert store.deliveries.seen("idem:1") and not store.deliveries.seen("idem:2")
+
+
+def test_database_itself_refuses_audit_changes(store):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    store.audit.record(Actor(5, "alice", "gitlab"), "command:merge", "1!2", "ok")
+    for statement in ("UPDATE audit_log SET outcome = 'forged'", "DELETE FROM audit_log"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            with store.db.engine.begin() as conn:
+                conn.execute(text(statement))
+    assert [e.outcome for e in store.audit.entries()] == ["ok"]
+
+
+def test_downgrade_one_step_removes_only_the_triggers(db_url):
+    from sqlalchemy import text
+
+    store = Store.open(db_url)
+    migrate.upgrade(store.db)
+    migrate.downgrade(store.db, "0001")
+    assert migrate.current_revision(store.db) == "0001"
+    store.audit.record(Actor(5, "alice", "gitlab"), "command:merge", "1!2", "ok")
+    with store.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+    migrate.upgrade(store.db)
+    assert migrate.current_revision(store.db) == "0002"
+    store.db.dispose()
