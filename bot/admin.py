@@ -88,20 +88,31 @@ async def api_audit(request: Request) -> Response:
 
 
 async def api_pause(request: Request) -> Response:
+    """POST pauses, DELETE resumes a lane (`/api/lanes/<id>/<branch>/pause`) or a whole project
+    (`/api/projects/<id>/pause`). Queued MRs stay queued while paused."""
     claims = _claims(request)
     if claims is None:
         return _unauthorized()
     if "admin" not in claims.get("roles", ()):
         return JSONResponse({"error": "only admins may pause lanes"}, status_code=403)
     project_id = int(request.path_params["project_id"])
-    branch = request.path_params["branch"]
+    branch = request.path_params.get("branch")
     paused = request.method == "POST"
     runtime = _runtime(request)
-    runtime.store.queue.set_lane_paused(LaneKey(project_id, branch), paused)
-    runtime.store.audit.record(Actor(None, str(claims["sub"]), "api"), "pause" if paused else "resume",
-                               f"{project_id}:{branch}", "ok")
+    if branch is None:
+        try:
+            runtime.store.projects.set_paused(project_id, paused)
+        except KeyError:
+            return JSONResponse({"error": f"project {project_id} is not managed"}, status_code=404)
+        lanes = [lane for lane in runtime.store.queue.waiting_lanes() if lane.project_id == project_id]
+    else:
+        runtime.store.queue.set_lane_paused(LaneKey(project_id, branch), paused)
+        lanes = [LaneKey(project_id, branch)]
+    target = f"{project_id}:{branch}" if branch else str(project_id)
+    runtime.store.audit.record(Actor(None, str(claims["sub"]), "api"), "pause" if paused else "resume", target, "ok")
     if not paused:
-        runtime.queue.publish({"kind": "wake", "project_id": project_id, "target_branch": branch})
+        for lane in lanes:
+            runtime.queue.publish({"kind": "wake", "project_id": lane.project_id, "target_branch": lane.target_branch})
     return JSONResponse({"project_id": project_id, "target_branch": branch, "paused": paused})
 
 
@@ -159,4 +170,5 @@ def admin_routes() -> list[BaseRoute]:
         Route("/api/audit", api_audit),
         Route("/api/lanes/{project_id:int}/{branch:path}/pause", api_pause, methods=["POST", "DELETE"]),
         Route("/api/projects/{project_id:int}", api_project, methods=["PUT"]),
+        Route("/api/projects/{project_id:int}/pause", api_pause, methods=["POST", "DELETE"]),
     ]

@@ -1,4 +1,4 @@
-"""Rule `pipeline`: the head pipeline for the merge request's current SHA succeeded.
+"""Rule `pipeline`: the head pipeline for the merge request's current SHA (or its merge ref) succeeded.
 
 Only checked when merging: at enqueue time the pipeline does not matter yet, because the lane
 rebases the MR and waits for a fresh pipeline anyway.
@@ -13,6 +13,7 @@ RULE = "pipeline"
 
 RUNNING = frozenset({"created", "pending", "running", "preparing", "waiting_for_resource", "scheduled"})
 FAILED = frozenset({"failed", "canceled", "canceling"})
+STALE_PIPELINE_STATUSES = frozenset({"ci_still_running", "ci_must_pass"})
 
 
 @hookimpl
@@ -32,7 +33,12 @@ def merge_assist_describe_rule() -> RuleDescription:
 def merge_assist_check_merge(context: RuleContext) -> Verdict:
     project, mr = context.project, context.merge_request
     pipeline = mr.head_pipeline
-    if pipeline is None or pipeline.sha != mr.sha:
+    # A merged-results pipeline tests the merge ref, whose SHA is not the MR head's: it belongs
+    # to this MR by its ref, and GitLab's own status says whether it is the latest one.
+    merged_results = pipeline is not None and pipeline.ref.startswith(f"refs/merge-requests/{mr.iid}/")
+    if merged_results and pipeline.status == "success" and mr.detailed_merge_status in STALE_PIPELINE_STATUSES:
+        return Verdict.wait(RULE, "waiting for the merged-results pipeline of the latest commit")
+    if pipeline is None or (pipeline.sha != mr.sha and not merged_results):
         if not project.only_allow_merge_if_pipeline_succeeds:
             return Verdict.passed(RULE, "no pipeline required")
         return Verdict.wait(RULE, f"waiting for a pipeline on {mr.sha[:8]}")

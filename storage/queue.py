@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from rules.errors import AlreadyQueuedError, LeaseLost
 from rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
 from storage.db import Database
-from storage.models import AuditRecord, Lane, QueueEntryRow
+from storage.models import AuditRecord, Lane, ManagedProject, QueueEntryRow
 from storage.types import utcnow
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -168,9 +168,11 @@ class QueueRepository:
             self._ensure_lane(session, lane.project_id, lane.target_branch).paused = paused
 
     def lane_paused(self, lane: LaneKey) -> bool:
+        """Paused itself, or its whole project is."""
         with self._db.session() as session:
             row = session.get(Lane, (lane.project_id, lane.target_branch))
-            return bool(row and row.paused)
+            project = session.get(ManagedProject, lane.project_id)
+            return bool(row and row.paused) or bool(project and project.paused)
 
     def acquire(self, lane: LaneKey, holder: str, ttl_seconds: float) -> int | None:
         """Take, renew or steal an expired lease in one conditional UPDATE; returns the fence."""

@@ -92,3 +92,14 @@ def test_dashboard_shows_the_queue_without_secrets(client, runtime):
     assert page.status_code == 200
     assert "urgent" in page.text and "&lt;script&gt;" in page.text and "<script>alice" not in page.text
     assert JWT_SECRET not in page.text
+
+
+def test_pausing_a_project_pauses_all_its_lanes(client, runtime):
+    auth = token(client)
+    assert client.post("/api/projects/9/pause", headers=auth).status_code == 404
+    runtime.store.projects.register(9, "acme/app")
+    assert client.post("/api/projects/9/pause", headers=auth).json()["paused"] is True
+    assert runtime.store.queue.lane_paused(LaneKey(9, "main")) and runtime.store.queue.lane_paused(LaneKey(9, "x"))
+    assert not runtime.store.queue.lane_paused(LaneKey(10, "main"))
+    client.delete("/api/projects/9/pause", headers=auth)
+    assert not runtime.store.queue.lane_paused(LaneKey(9, "main"))

@@ -11,8 +11,11 @@ SHA = "a" * 40  # the sha of the merge request built by make_context
 P, W, R = Outcome.PASS, Outcome.WAIT, Outcome.REFUSE
 
 
-def pipeline(status: str, sha: str = SHA) -> Pipeline:
-    return Pipeline(id=900, sha=sha, status=status)
+def pipeline(status: str, sha: str = SHA, ref: str = "feature") -> Pipeline:
+    return Pipeline(id=900, sha=sha, status=status, ref=ref)
+
+
+MERGE_REF = "refs/merge-requests/42/merge"  # the MR built by make_context is !42
 
 
 # (rule, hook, context changes, rule options, expected outcome, text expected in the reason)
@@ -62,6 +65,14 @@ CASES = [
     ("pipeline", "check_merge", {"mr": {"head_pipeline": None},
                                  "project": {"only_allow_merge_if_pipeline_succeeds": False}}, {}, P,
      "no pipeline required"),
+    ("pipeline", "check_merge", {"mr": {"head_pipeline": pipeline("success", sha="c" * 40, ref=MERGE_REF)}},
+     {}, P, ""),
+    ("pipeline", "check_merge", {"mr": {"head_pipeline": pipeline("failed", sha="c" * 40, ref=MERGE_REF)}},
+     {}, R, "failed"),
+    ("pipeline", "check_merge", {"mr": {"head_pipeline": pipeline("success", sha="c" * 40, ref=MERGE_REF),
+                                        "detailed_merge_status": "ci_still_running"}}, {}, W, "latest commit"),
+    ("pipeline", "check_merge", {"mr": {"head_pipeline": pipeline(
+        "success", sha="c" * 40, ref="refs/merge-requests/7/merge")}}, {}, W, "waiting for a pipeline"),
 ]
 
 
