@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
 from rules.model import Actor, LaneKey
@@ -59,8 +60,11 @@ class EventHandler:
 
     def __init__(self, store: Store, commands: CommandService, bot_user_id: Callable[[], int | None],
                  wake: Wake, on_config_changed: Callable[[int], None],
-                 on_job_failed: Callable[[LaneKey, str, str], None]) -> None:
+                 on_job_failed: Callable[[LaneKey, str, str], None], *, claim_seconds: float = 15.0) -> None:
         self._job_failed = on_job_failed
+        # A claim older than this is taken as abandoned by a dead worker (keep it below the
+        # queue's reclaim time, so the redelivered message finds it stale).
+        self._claim_seconds = claim_seconds
         self._store = store
         self._commands = commands
         self._bot_user_id = bot_user_id
@@ -80,12 +84,29 @@ class EventHandler:
 
     # -- GitLab webhooks ---------------------------------------------------------------------
 
-    def _gitlab(self, event: dict[str, Any]) -> None:
-        key, hook, body = str(event["key"]), str(event["event"]), event["body"]
+    @contextlib.contextmanager
+    def _once(self, key: str, event: str) -> Iterator[bool]:
+        """Yields whether to act on `key`; marks it done after acting, frees it on failure."""
         deliveries = self._store.deliveries
-        if deliveries.seen(key):
-            log.info("duplicate delivery %s (%s) ignored", key, hook)
+        if not deliveries.claim(key, event, self._claim_seconds):
+            yield False
             return
+        try:
+            yield True
+        except BaseException:
+            deliveries.release(key)
+            raise
+        deliveries.mark(key, event)
+
+    def _gitlab(self, event: dict[str, Any]) -> None:
+        key, hook = str(event["key"]), str(event["event"])
+        with self._once(key, hook) as act:
+            if act:
+                self._gitlab_event(hook, event["body"])
+            else:
+                log.info("duplicate delivery %s (%s) ignored", key, hook)
+
+    def _gitlab_event(self, hook: str, body: dict[str, Any]) -> None:
         project = body.get("project") or {}
         project_id = int(body.get("project_id") or project.get("id") or 0)
         if project_id and self._store.projects.get(project_id) is None:
@@ -98,8 +119,6 @@ class EventHandler:
             self._ci_event(project_id, body)
         elif hook == PUSH_HOOK and touches_config(body):
             self._config_changed(project_id)
-        # Marked only once handled: after a crash before this line the redelivery is processed.
-        deliveries.mark(key, hook)
 
     def _note(self, project_id: int, body: dict[str, Any]) -> None:
         attributes = body.get("object_attributes") or {}
@@ -118,14 +137,12 @@ class EventHandler:
             if self._first_time(f"bad:{project_id}:{note_id}:{parsed.message}"):
                 self._commands.reply_unknown(actor, project_id, iid, parsed.message)
             return
-        # An edited comment is delivered again: act only if the command itself changed. Marked
-        # after execution, so a worker that dies midway leaves the redelivery something to do.
-        command_key = f"cmd:{project_id}:{note_id}:{parsed.text}"
-        if self._store.deliveries.seen(command_key):
-            log.info("command on note %s already carried out", note_id)
-            return
-        self._commands.execute(parsed.name, parsed.args, actor, project_id, iid, note_id)
-        self._store.deliveries.mark(command_key, "command")
+        # An edited comment is delivered again: act only if the command itself changed.
+        with self._once(f"cmd:{project_id}:{note_id}:{parsed.text}", "command") as act:
+            if act:
+                self._commands.execute(parsed.name, parsed.args, actor, project_id, iid, note_id)
+            else:
+                log.info("command on note %s already carried out", note_id)
 
     def _first_time(self, key: str) -> bool:
         return self._store.deliveries.first_time(key, "command")

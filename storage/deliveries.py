@@ -1,15 +1,22 @@
-"""Deduplication of webhook deliveries and of commands already carried out."""
+"""Deduplication of webhook deliveries and of commands already carried out.
+
+A key is first *claimed* (a row `claim:<key>`), then marked *done* (a row `<key>`) once handled.
+A duplicate that arrives while the first copy is being handled finds the claim and is dropped;
+a claim whose holder died goes stale and can be taken over by the redelivery.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
 from storage.models import WebhookDelivery
 from storage.types import utcnow
+
+CLAIM = "claim:"
 
 
 class DeliveryRepository:
@@ -28,6 +35,26 @@ class DeliveryRepository:
     def seen(self, key: str) -> bool:
         with self._db.session() as session:
             return session.get(WebhookDelivery, key[:255]) is not None
+
+    def claim(self, key: str, event: str, stale_after: float) -> bool:
+        """True if this caller may handle `key` now: not done, and not claimed by a live handler."""
+        if self.seen(key):
+            return False
+        claim_key = (CLAIM + key)[:255]
+        if self.first_time(claim_key, event):
+            return True
+        now = utcnow()
+        with self._db.session() as session:
+            taken = session.execute(update(WebhookDelivery).where(
+                WebhookDelivery.key == claim_key,
+                WebhookDelivery.received_at < now - timedelta(seconds=stale_after),
+            ).values(received_at=now)).rowcount
+        return bool(taken)
+
+    def release(self, key: str) -> None:
+        """Give a claim up (the handler failed), so that a retry may take it at once."""
+        with self._db.session() as session:
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.key == (CLAIM + key)[:255]))
 
     def mark(self, key: str, event: str) -> None:
         """Record a handled delivery; marking twice is fine."""

@@ -151,3 +151,17 @@ def test_downgrade_one_step_removes_only_the_triggers(db_url):
     migrate.upgrade(store.db)
     assert migrate.current_revision(store.db) == "0002"
     store.db.dispose()
+
+
+def test_delivery_claims(store):
+    import time as clock
+
+    deliveries = store.deliveries
+    assert deliveries.claim("idem:7", "Note Hook", stale_after=60)
+    assert not deliveries.claim("idem:7", "Note Hook", stale_after=60)  # being handled elsewhere
+    deliveries.release("idem:7")  # the handler failed: a retry may take it
+    assert deliveries.claim("idem:7", "Note Hook", stale_after=60)
+    clock.sleep(0.05)
+    assert deliveries.claim("idem:7", "Note Hook", stale_after=0.01)  # its holder died: taken over
+    deliveries.mark("idem:7", "Note Hook")
+    assert not deliveries.claim("idem:7", "Note Hook", stale_after=0.0)  # done for good

@@ -1,0 +1,81 @@
+"""Event dispatch: a delivery handled twice at the same time acts once; a failed one is retried."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.dispatch import EventHandler
+from storage import Store, migrate
+
+NOTE = json.loads((Path(__file__).parent / "fixtures" / "note_on_merge_request.json").read_text())
+
+
+class SlowCommands:
+    """Stands in for CommandService: slow, and failing on demand."""
+
+    def __init__(self) -> None:
+        self.executed: list[tuple] = []
+        self.fail_next = False
+
+    def known_commands(self):
+        return ["merge", "help"]
+
+    def execute(self, name, args, actor, project_id, iid, note_id):
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("GitLab answered 502")
+        time.sleep(0.3)
+        self.executed.append((name, iid, note_id))
+
+    def reply_unknown(self, *args):
+        raise AssertionError("not expected")
+
+
+@pytest.fixture
+def handler(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate.upgrade(store.db)
+    commands = SlowCommands()
+    handler = EventHandler(store, commands, lambda: None, lambda lane: None, lambda pid: None,
+                           lambda lane, sha, job: None, claim_seconds=30)
+    return handler, commands
+
+
+def note_event(key: str, text: str = "/merge-assist merge") -> dict:
+    body = json.loads(json.dumps(NOTE))
+    body["object_attributes"]["note"] = text
+    return {"kind": "gitlab", "event": "Note Hook", "key": key, "body": body}
+
+
+def test_the_same_delivery_handled_concurrently_acts_once(handler):
+    handler, commands = handler
+    threads = [threading.Thread(target=handler.handle, args=(note_event("idem:1"),)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handler.handle(note_event("idem:1"))
+    assert len(commands.executed) == 1
+
+
+def test_an_edit_that_keeps_the_command_acts_once(handler):
+    handler, commands = handler
+    handler.handle(note_event("idem:1"))
+    handler.handle(note_event("idem:2", "/merge-assist   MERGE"))
+    assert len(commands.executed) == 1
+    handler.handle(note_event("idem:3", "/merge-assist help"))
+    assert [c[0] for c in commands.executed] == ["merge", "help"]
+
+
+def test_a_failed_delivery_is_carried_out_on_retry(handler):
+    handler, commands = handler
+    commands.fail_next = True
+    with pytest.raises(RuntimeError):
+        handler.handle(note_event("idem:1"))
+    handler.handle(note_event("idem:1"))
+    assert len(commands.executed) == 1
