@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
 PREFIX = "MERGE_ASSIST_"
+MIN_JWT_SECRET_BYTES = 32
 T = TypeVar("T")
 
 
@@ -163,6 +164,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     }
     for secret_name in ("GITLAB_TOKEN", "WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "JWT_SECRET"):
         values[secret_name.lower()] = _read_secret(env, secret_name)
+    jwt_secret = values["jwt_secret"]
+    if isinstance(jwt_secret, Secret) and len(jwt_secret.reveal().encode()) < MIN_JWT_SECRET_BYTES:
+        raise SettingsError(f"{PREFIX}JWT_SECRET: needs at least {MIN_JWT_SECRET_BYTES} bytes for HS256 "
+                            "(e.g. `openssl rand -base64 48`)")
     if values["gitlab_url"] and not values["gitlab_token"]:
         raise SettingsError(f"{PREFIX}GITLAB_TOKEN: required when {PREFIX}GITLAB_URL is set")
     return Settings(**{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import pytest
 from bot.settings import Secret
 from rules.model import LaneKey, Priority
 
-JWT_SECRET = "jwt-test-secret"
+JWT_SECRET = "jwt-test-secret-long-enough-for-hs256"
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_login_with_a_wrong_password_is_refused(client):
 @pytest.mark.parametrize("header", [
     None,
     "Bearer not-a-jwt",
-    "Bearer " + jwt.encode({"sub": "root", "roles": ["admin"], "exp": int(time.time()) + 60}, "other-secret",
+    "Bearer " + jwt.encode({"sub": "root", "roles": ["admin"], "exp": int(time.time()) + 60}, "other-secret" * 4,
                            algorithm="HS256"),
     "Bearer " + jwt.encode({"sub": "root", "roles": ["admin"], "exp": int(time.time()) - 1}, JWT_SECRET,
                            algorithm="HS256"),

@@ -30,6 +30,12 @@ def test_bad_values_name_the_variable(name, value):
     assert value in str(caught.value)
 
 
+def test_short_jwt_secret_is_refused():
+    with pytest.raises(SettingsError, match="MERGE_ASSIST_JWT_SECRET: needs at least 32 bytes"):
+        load_settings({"MERGE_ASSIST_JWT_SECRET": "short"})
+    assert load_settings({"MERGE_ASSIST_JWT_SECRET": "x" * 32}).jwt_secret.reveal() == "x" * 32
+
+
 def test_gitlab_url_requires_token():
     with pytest.raises(SettingsError, match="MERGE_ASSIST_GITLAB_TOKEN"):
         load_settings({"MERGE_ASSIST_GITLAB_URL": "https://gitlab.example.com"})
