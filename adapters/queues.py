@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import redis
 
+from rules.feedback import PollingLimiter
+
 log = logging.getLogger("merge_assist.queue")
 Handler = Callable[[dict[str, Any]], None]
 
@@ -178,7 +180,7 @@ class RedisStreamQueue:
             return -1
 
 
-class RedisNoteLimiter:
+class RedisNoteLimiter(PollingLimiter):
     """A sliding one-minute window of posted notes shared by every process through Redis.
 
     GitLab.com allows 60 note creations a minute per user; with several workers posting as the
@@ -210,11 +212,3 @@ class RedisNoteLimiter:
         except redis.RedisError as exc:
             log.warning("note limiter unavailable (%s); allowing the note", type(exc).__name__)
             return True
-
-    def acquire(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.try_acquire():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.25)
-        return True

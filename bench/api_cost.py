@@ -47,7 +47,8 @@ sys.path.insert(0, str(REPO))
 
 from gitlab_sim import PipelinePlan, SimClock, Simulator, WebhookSettings  # noqa: E402
 from gitlab_sim.waiting import wait_for  # noqa: E402
-from gitlab_sim.state import DEVELOPER, MAINTAINER, Project, RequestRecord, User  # noqa: E402
+from gitlab_sim.sample import Team, make_team  # noqa: E402
+from gitlab_sim.state import RequestRecord, User  # noqa: E402
 
 TARGET = 10
 MARGE_BASE = 17  # marge-bot 1.4.0: fixed requests per merged MR (bench/marge_compat.py measures 19 with a rebase)
@@ -91,27 +92,6 @@ def bot_api_requests(sim: Simulator, bot_user: User) -> list[RequestRecord]:
     return [r for r in sim.request_log("api") if r.user_id == bot_user.id]
 
 
-# -- the world ---------------------------------------------------------------------------------
-
-@dataclass
-class World:
-    sim: Simulator
-    project: Project
-    bot: User
-    dev: User
-
-
-def make_world(sim: Simulator, merge_method: str) -> World:
-    bot = sim.create_user("merge-bot", "Merge Bot")
-    dev = sim.create_user("alice", "Alice")
-    project = sim.create_project("acme/app", merge_method=merge_method, files={"README.md": "hello\n"})
-    group = sim.create_group("acme")
-    sim.add_member(group, bot, MAINTAINER)
-    sim.add_member(project, dev, DEVELOPER)
-    sim.protect_branch(project, "main", merge_access_level=DEVELOPER)
-    return World(sim, project, bot, dev)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -135,7 +115,7 @@ def scale_embedded_timers(scale: float) -> None:
     adapters.gitlab.PROJECT_CACHE_SECONDS = 900.0 / scale
 
 
-def start_embedded(world: World, workdir: Path, recheck: float, lease: float) -> RunningBot:
+def start_embedded(world: Team, workdir: Path, recheck: float, lease: float) -> RunningBot:
     from bot.embedded import BackgroundServer
     from bot.runtime import Runtime
     from bot.settings import Secret, Settings
@@ -153,7 +133,7 @@ def start_embedded(world: World, workdir: Path, recheck: float, lease: float) ->
     return RunningBot(server.url, stop, "embedded: SQLite + in-process queue, workers inside serve")
 
 
-def start_production(world: World, workdir: Path, recheck: float, lease: float, database_url: str,
+def start_production(world: Team, workdir: Path, recheck: float, lease: float, database_url: str,
                      redis_url: str) -> RunningBot:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERGE_ASSIST_")}
     env.update({
@@ -225,7 +205,7 @@ class Measurement:
 
 
 class Bench:
-    def __init__(self, world: World, scale: float, timeout: float) -> None:
+    def __init__(self, world: Team, scale: float, timeout: float) -> None:
         self.world = world
         self.scale = scale
         self.timeout = timeout
@@ -303,7 +283,7 @@ def run_mode(args: argparse.Namespace, workdir: Path) -> list[Measurement]:
     results: list[Measurement] = []
     bots: list[RunningBot] = []
     try:
-        world = make_world(sim, args.merge_method)
+        world = make_team(sim, merge_method=args.merge_method)
         bench = Bench(world, scale, args.timeout)
 
         def start(recheck: float, name: str) -> RunningBot:

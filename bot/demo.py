@@ -10,26 +10,18 @@ import secrets
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bot.embedded import BackgroundServer
 from bot.runtime import Runtime
 from bot.settings import Secret, Settings
 from gitlab_sim import PipelinePlan, PipelineRequest, SimClock, Simulator
-from gitlab_sim.state import DEVELOPER, MAINTAINER, REPORTER, Project, User
+from gitlab_sim.sample import Team, make_team
+from gitlab_sim.state import User
 from rules.model import QueueEntry
 
 SIM_SCALE = 60.0  # one real second is one simulated minute
 PIPELINE_SECONDS = 240.0  # simulated: four seconds of real time
-
-
-@dataclass
-class Script:
-    sim: Simulator
-    project: Project
-    bot: User
-    people: dict[str, User]
 
 
 def _port_free(port: int) -> bool:
@@ -47,19 +39,10 @@ def _pipeline_plan(request: PipelineRequest) -> PipelinePlan:
     return PipelinePlan(duration=PIPELINE_SECONDS)
 
 
-def build_world(root: Path) -> Script:
+def build_world(root: Path) -> Team:
     sim = Simulator(root, SimClock.real_time(scale=SIM_SCALE)).start()
     sim.set_pipeline_plan(_pipeline_plan)
-    bot = sim.create_user("merge-bot", "Merge Bot")
-    people = {name: sim.create_user(name, name.title()) for name in ("alice", "bob", "rita")}
-    project = sim.create_project("acme/shop", files={"README.md": "# shop\n", "cart.py": "ITEMS = []\n"})
-    group = sim.create_group("acme")
-    sim.add_member(group, bot, MAINTAINER)
-    sim.add_member(group, people["bob"], MAINTAINER)
-    sim.add_member(project, people["alice"], DEVELOPER)
-    sim.add_member(project, people["rita"], REPORTER)
-    sim.protect_branch(project, "main", merge_access_level=DEVELOPER)
-    return Script(sim, project, bot, people)
+    return make_team(sim, "acme/shop", files={"README.md": "# shop\n", "cart.py": "ITEMS = []\n"})
 
 
 MERGE_REQUESTS = (
@@ -84,8 +67,8 @@ EXPECTED_ENTRIES = 4  # every MR but rita's, whose command is refused
 class Narrator:
     """Prints queue transitions and the bot's comments as they happen."""
 
-    def __init__(self, script: Script, runtime: Runtime, iids: dict[str, int]) -> None:
-        self.script, self.runtime = script, runtime
+    def __init__(self, team: Team, runtime: Runtime, iids: dict[str, int]) -> None:
+        self.team, self.runtime = team, runtime
         self.branch_of = {iid: branch for branch, iid in iids.items()}
         self.started = time.monotonic()
         self.seen_states: dict[int, tuple[str, str]] = {}
@@ -103,10 +86,10 @@ class Narrator:
                 reason = f" ({entry.reason})" if entry.reason else ""
                 self.say(f"queue  !{entry.mr_iid} {self.branch_of.get(entry.mr_iid, '')}: "
                          f"{entry.state.value} [{entry.priority.label}]{reason}")
-        sim = self.script.sim
+        sim = self.team.sim
         with sim.state.lock:
             notes = [(n.id, n.mr_id, n.body) for n in sim.state.notes.values()
-                     if n.author_id == self.script.bot.id and n.id not in self.seen_notes]
+                     if n.author_id == self.team.bot.id and n.id not in self.seen_notes]
             iid_of = {mr.id: mr.iid for mr in sim.state.merge_requests.values()}
         for note_id, mr_id, body in sorted(notes):
             self.seen_notes.add(note_id)
@@ -115,48 +98,52 @@ class Narrator:
         return entries
 
 
-def _api_requests_by(script: Script) -> int:
-    return sum(1 for r in script.sim.request_log("api") if r.username == script.bot.username)
+def _person(team: Team, username: str) -> User:
+    return next(u for u in (team.dev, team.maintainer, team.reporter) if u.username == username)
+
+
+def _api_requests_by(team: Team) -> int:
+    return sum(1 for r in team.sim.request_log("api") if r.username == team.bot.username)
 
 
 def run_demo(port: int = 8080, keep_running: bool = True) -> int:
     root = Path(tempfile.mkdtemp(prefix="merge-assist-demo-"))
     print("Merge Assist demo: embedded mode (SQLite + in-process queue) against a GitLab simulator")
-    script = build_world(root / "gitlab")
+    team = build_world(root / "gitlab")
     secret = secrets.token_urlsafe(16)
-    settings = Settings(database_url=f"sqlite:///{root / 'merge-assist.db'}", gitlab_url=script.sim.url,
-                        gitlab_token=Secret(script.bot.token), webhook_secret=Secret(secret),
+    settings = Settings(database_url=f"sqlite:///{root / 'merge-assist.db'}", gitlab_url=team.sim.url,
+                        gitlab_token=Secret(team.bot.token), webhook_secret=Secret(secret),
                         recheck_seconds=5.0)
     runtime = Runtime.build(settings, run_workers=True)
-    bob = runtime.store.users.ensure_gitlab_user("bob", script.people["bob"].id)
+    bob = runtime.store.users.ensure_gitlab_user("bob", team.maintainer.id)
     runtime.store.users.grant(bob.id, "priority_manager", granted_by="demo")
     server = BackgroundServer(runtime, port=port if _port_free(port) else 0).start()
-    script.sim.add_hook(script.project, f"{server.url}/webhooks/gitlab", secret)
-    print(f"  GitLab simulator : {script.sim.url}  (pipelines take {PIPELINE_SECONDS / 60:.0f} simulated "
+    team.sim.add_hook(team.project, f"{server.url}/webhooks/gitlab", secret)
+    print(f"  GitLab simulator : {team.sim.url}  (pipelines take {PIPELINE_SECONDS / 60:.0f} simulated "
           f"minutes = {PIPELINE_SECONDS / SIM_SCALE:.0f}s)")
     print(f"  Merge Assist     : {server.url}   dashboard {server.url}/  metrics {server.url}/metrics")
     print("  people           : alice (developer), bob (maintainer, priority_manager), rita (reporter)\n")
     try:
-        return _play(script, runtime, server, keep_running)
+        return _play(team, runtime, server, keep_running)
     except KeyboardInterrupt:
         return 0
     finally:
         server.stop()
         runtime.stop()
-        script.sim.stop()
+        team.sim.stop()
 
 
-def _play(script: Script, runtime: Runtime, server: BackgroundServer, keep_running: bool) -> int:
-    sim, project = script.sim, script.project
+def _play(team: Team, runtime: Runtime, server: BackgroundServer, keep_running: bool) -> int:
+    sim, project = team.sim, team.project
     iids = {}
     for branch, author, title in MERGE_REQUESTS:
-        mr = sim.create_merge_request(project, branch, title=title, author=script.people[author],
+        mr = sim.create_merge_request(project, branch, title=title, author=_person(team, author),
                                       files={f"{branch}.txt": f"{title}\n"})
         iids[branch] = mr.iid
-    narrator = Narrator(script, runtime, iids)
+    narrator = Narrator(team, runtime, iids)
     for branch, author, text in COMMANDS:
         narrator.say(f"{author:6} on !{iids[branch]}: {text}")
-        sim.post_note(project, iids[branch], script.people[author], text)
+        sim.post_note(project, iids[branch], _person(team, author), text)
         time.sleep(0.4)
         narrator.poll()
     deadline = time.monotonic() + 90
@@ -172,8 +159,8 @@ def _play(script: Script, runtime: Runtime, server: BackgroundServer, keep_runni
     for entry in sorted(entries, key=lambda e: e.id):
         print(f"  !{entry.mr_iid:<3} {entry.state.value:9} {entry.priority.label:7} {entry.reason}")
     if merged:
-        print(f"  GitLab API requests by the bot: {_api_requests_by(script)} "
-              f"for {len(merged)} merged MRs ({_api_requests_by(script) / len(merged):.1f} per merged MR)")
+        print(f"  GitLab API requests by the bot: {_api_requests_by(team)} "
+              f"for {len(merged)} merged MRs ({_api_requests_by(team) / len(merged):.1f} per merged MR)")
     print(f"  main now at {sim.branch_head(project, 'main')[:12]} in {sim.repo(project).path}")
     if keep_running:
         print(f"\nThe dashboard stays up at {server.url}/ ; press Ctrl-C to stop.")

@@ -22,7 +22,22 @@ ACCEPTED_EMOJI = "eyes"
 MERGED_EMOJI = "rocket"
 
 
-class NoteRateLimiter:
+class PollingLimiter:
+    """`acquire` in terms of `try_acquire`, for limiters that cannot wait on their own."""
+
+    def try_acquire(self) -> bool:
+        raise NotImplementedError
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.25)
+        return True
+
+
+class NoteRateLimiter(PollingLimiter):
     """A sliding one-minute window shared by every note this process posts."""
 
     def __init__(self, per_minute: int = 50, window_seconds: float = 60.0) -> None:
@@ -40,14 +55,6 @@ class NoteRateLimiter:
                 return False
             self._sent.append(now)
             return True
-
-    def acquire(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.try_acquire():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.25)
-        return True
 
 
 class NoteLimiter(Protocol):

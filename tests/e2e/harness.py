@@ -17,7 +17,8 @@ from bot.embedded import BackgroundServer
 from bot.runtime import Runtime
 from bot.settings import Secret, Settings
 from gitlab_sim import Simulator
-from gitlab_sim.state import DEVELOPER, MAINTAINER, REPORTER, Project, User
+from gitlab_sim.sample import Team, make_team
+from gitlab_sim.state import MAINTAINER, User
 from rules.model import EntryState, QueueEntry
 from storage import Store, migrate
 from tests.helpers import cli, free_port, http_ok, start_cli, wait_for
@@ -26,13 +27,8 @@ WEBHOOK_SECRET = "e2e-webhook-secret"
 
 
 @dataclass
-class World:
-    sim: Simulator
-    project: Project
-    bot: User
-    dev: User
-    maintainer: User
-    reporter: User
+class World(Team):
+    """The sample team, with shortcuts for what the tests do as its people."""
 
     def mr(self, branch: str, author: User | None = None, target: str | None = None, **kwargs: Any) -> int:
         mr = self.sim.create_merge_request(self.project, branch, target, author=author or self.dev,
@@ -56,18 +52,7 @@ class World:
 
 
 def make_world(sim: Simulator, merge_method: str = "merge") -> World:
-    bot = sim.create_user("merge-bot", "Merge Bot")
-    dev = sim.create_user("alice", "Alice")
-    maintainer = sim.create_user("bob", "Bob")
-    reporter = sim.create_user("rita", "Rita")
-    project = sim.create_project("acme/app", merge_method=merge_method, files={"README.md": "hello\n"})
-    group = sim.create_group("acme")
-    sim.add_member(group, bot, MAINTAINER)
-    sim.add_member(group, maintainer, MAINTAINER)
-    sim.add_member(project, dev, DEVELOPER)
-    sim.add_member(project, reporter, REPORTER)
-    sim.protect_branch(project, "main", merge_access_level=DEVELOPER)
-    return World(sim, project, bot, dev, maintainer, reporter)
+    return World(**vars(make_team(sim, merge_method=merge_method)))
 
 
 @dataclass

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from gitlab_sim import SimClock, Simulator, WebhookSettings
-from gitlab_sim.state import DEVELOPER, MAINTAINER, Project, User
+from gitlab_sim.sample import Team, make_team
+from gitlab_sim.state import MAINTAINER
 
 
 @pytest.fixture
@@ -21,23 +21,9 @@ def sim(tmp_path: Path) -> Iterator[Simulator]:
     simulator.stop()
 
 
-@dataclass
-class World:
-    sim: Simulator
-    project: Project
-    bot: User
-    dev: User
-    outsider: User
+World = Team
 
 
 @pytest.fixture
-def world(sim: Simulator) -> World:
-    bot = sim.create_user("merge-bot", "Merge Bot")
-    dev = sim.create_user("alice", "Alice")
-    outsider = sim.create_user("mallory")
-    project = sim.create_project("acme/app", files={"README.md": "hello\n", "app.py": "x = 1\n"})
-    group = sim.create_group("acme")
-    sim.add_member(group, bot, MAINTAINER)
-    sim.add_member(project, dev, DEVELOPER)
-    sim.protect_branch(project, "main", merge_access_level=MAINTAINER)
-    return World(sim, project, bot, dev, outsider)
+def world(sim: Simulator) -> Team:
+    return make_team(sim, merge_access_level=MAINTAINER, files={"README.md": "hello\n", "app.py": "x = 1\n"})
