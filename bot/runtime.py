@@ -122,13 +122,18 @@ class Runtime:
             return None
 
     def start(self) -> None:
-        if self.worker is not None and not self._started:
+        if self._started:
+            return
+        self.webhook_auth.start()
+        if self.worker is not None:
             self.worker.start()
-            self._started = True
+        self._started = True
 
     def stop(self) -> None:
-        if self.worker is not None and self._started:
-            self.worker.stop()
+        if self._started:
+            self.webhook_auth.stop()
+            if self.worker is not None:
+                self.worker.stop()
             self._started = False
         self.store.db.dispose()
 
