@@ -29,6 +29,7 @@ from rules.service import CommandDeps, CommandService
 from storage import Store, migrate
 
 log = logging.getLogger("merge_assist.runtime")
+DELIVERY_RETENTION_DAYS = 7
 
 
 class SystemClock:
@@ -110,7 +111,14 @@ class Runtime:
                                     scheduler.job_failed, claim_seconds=settings.queue_reclaim_seconds / 2)
         if run_workers:
             self.worker = Worker(self.queue, self.handler.handle, scheduler, store.queue.waiting_lanes,
-                                 consumers=settings.workers, recheck_seconds=settings.recheck_seconds)
+                                 consumers=settings.workers, recheck_seconds=settings.recheck_seconds,
+                                 housekeeping=self._forget_old_deliveries)
+
+    def _forget_old_deliveries(self) -> None:
+        """GitLab redelivers for a few days at most; older dedupe keys only take space."""
+        removed = self.store.deliveries.forget_older_than(days=DELIVERY_RETENTION_DAYS)
+        if removed:
+            log.info("forgot %d delivery keys older than %d days", removed, DELIVERY_RETENTION_DAYS)
 
     def _bot_user_id(self) -> int | None:
         if self.gitlab is None:

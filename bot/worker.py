@@ -19,6 +19,7 @@ log = logging.getLogger("merge_assist.worker")
 
 EventHandlerFn = Callable[[dict[str, Any]], None]
 RECHECK_CAP_SECONDS = 1800.0
+HOUSEKEEPING_SECONDS = 3600.0
 
 
 def holder_id(thread_name: str) -> str:
@@ -114,7 +115,7 @@ class Worker:
 
     def __init__(self, queue: EventQueue, handler: EventHandlerFn, scheduler: LaneScheduler,
                  waiting_lanes: Callable[[], list[LaneKey]], *, consumers: int = 2,
-                 recheck_seconds: float = 300.0) -> None:
+                 recheck_seconds: float = 300.0, housekeeping: Callable[[], None] | None = None) -> None:
         self._queue = queue
         self._handler = handler
         self._scheduler = scheduler
@@ -124,6 +125,8 @@ class Worker:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._next_recheck = 0.0
+        self._housekeeping = housekeeping
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
 
     def start(self) -> None:
         self._stopping.clear()
@@ -160,6 +163,9 @@ class Worker:
                 if time.monotonic() >= self._next_recheck:
                     self._next_recheck = time.monotonic() + tick
                     self.recheck_now()
+                if self._housekeeping is not None and time.monotonic() >= self._next_housekeeping:
+                    self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+                    self._housekeeping()
             except Exception:
                 log.exception("timer pass failed")
 

@@ -7,7 +7,7 @@ flow and rules only ever see these Protocols.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Protocol
 
 from rules.model import (
     Approvals,
@@ -134,14 +134,7 @@ class EventQueue(Protocol):
     def publish(self, event: dict[str, Any]) -> None: ...
 
     def consume(
-        self, handler: Callable[[dict[str, Any]], None], *, stop: Callable[[], bool],
+        self, handler: Callable[[dict[str, Any]], None], *, stop: Callable[[], bool], consumer: str = "",
     ) -> None:
         """Run handler for each event until stop() is true; ack only after handler returns."""
         ...
-
-
-class Notifier(Protocol):
-    def notify(self, lane: LaneKey, entry: QueueEntry, message: str) -> None: ...
-
-
-Listener = Callable[[Iterable[Any]], None]

@@ -76,10 +76,6 @@ class ProjectRepository:
                 raise KeyError(project_id)
             row.paused = paused
 
-    def all(self) -> list[ProjectView]:
-        with self._db.session() as session:
-            return [self._view(r) for r in session.scalars(select(ManagedProject).order_by(ManagedProject.path))]
-
     @staticmethod
     def _view(row: ManagedProject) -> ProjectView:
         return ProjectView(row.id, row.path, row.webhook_secret_sha256 is not None, dict(row.settings or {}), row.paused)

@@ -165,3 +165,20 @@ def test_delivery_claims(store):
     assert deliveries.claim("idem:7", "Note Hook", stale_after=0.01)  # its holder died: taken over
     deliveries.mark("idem:7", "Note Hook")
     assert not deliveries.claim("idem:7", "Note Hook", stale_after=0.0)  # done for good
+
+
+def test_old_delivery_keys_are_forgotten(store):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from storage.models import WebhookDelivery
+    from storage.types import utcnow
+
+    store.deliveries.mark("idem:old", "Note Hook")
+    store.deliveries.mark("idem:new", "Note Hook")
+    with store.db.session() as session:
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.key == "idem:old")
+                        .values(received_at=utcnow() - timedelta(days=8)))
+    assert store.deliveries.forget_older_than(days=7) == 1
+    assert not store.deliveries.seen("idem:old") and store.deliveries.seen("idem:new")
