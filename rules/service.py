@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from rules.commands import CommandInvocation, CommandReply
+from rules.commands import CommandInvocation, CommandReply, CommandSpec
 from rules.errors import AlreadyQueuedError, GitLabError, NotFound
 from rules.feedback import Feedback
 from rules.flow import FlowDeps, rule_context
 from rules.help import render_help, render_status
-from rules.hookspecs import ACCESS_DEVELOPER, AuthRequest
+from rules.hookspecs import ACCESS_DEVELOPER, AuthDecision, AuthRequest
 from rules.model import PRIORITY_ROLES, Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
 from rules.ports import AuditLog
 
@@ -74,18 +74,9 @@ class CommandService:
             mr = flow.gitlab.get_merge_request(project_id, iid)
         except NotFound:
             return CommandReply(f"I cannot find merge request !{iid} in project {project_id}.", ok=False)
-        access = flow.gitlab.get_access_level(project_id, actor.gitlab_user_id) if actor.gitlab_user_id else 0
-        required = ACCESS_DEVELOPER
-        if spec.mutates:
-            required = flow.gitlab.get_merge_access_level(project_id, mr.target_branch) or ACCESS_DEVELOPER
         roles = self.deps.roles.roles_for(project_id=project_id, gitlab_user_id=actor.gitlab_user_id,
                                           gitlab_username=actor.username)
-        requested = spec.requested_priority(args) if spec.requested_priority else None
-        decision = flow.engine.authorize(AuthRequest(
-            command=name, actor=actor, project_id=project_id, mr_iid=iid, target_branch=mr.target_branch,
-            access_level=access, required_merge_level=required, roles=roles, requested_priority=requested,
-            mutates=spec.mutates,
-        ))
+        decision = self._authorize(spec, args, actor, mr, roles)
         if not decision.allowed:
             self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid), "refused", decision.reason)
             reply = CommandReply(f"@{actor.username} you may not run `{name}` here: {decision.reason}", ok=False)
@@ -97,6 +88,22 @@ class CommandService:
         if not reply.ok or services.refused:
             reply = CommandReply(f"@{actor.username} {reply.text}", ok=False)
         return self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
+
+    def _authorize(self, spec: CommandSpec, args: tuple[str, ...], actor: Actor, mr: MergeRequest,
+                   roles: frozenset[str]) -> AuthDecision:
+        """The actor's own GitLab rights decide, never the bot's: effective access level against
+        the target branch's merge level, plus bot roles for priorities above normal."""
+        gitlab = self.deps.flow.gitlab
+        access = gitlab.get_access_level(mr.project_id, actor.gitlab_user_id) if actor.gitlab_user_id else 0
+        required = ACCESS_DEVELOPER
+        if spec.mutates:
+            required = gitlab.get_merge_access_level(mr.project_id, mr.target_branch) or ACCESS_DEVELOPER
+        return self.deps.flow.engine.authorize(AuthRequest(
+            command=spec.name, actor=actor, project_id=mr.project_id, mr_iid=mr.iid, target_branch=mr.target_branch,
+            access_level=access, required_merge_level=required, roles=roles,
+            requested_priority=spec.requested_priority(args) if spec.requested_priority else None,
+            mutates=spec.mutates,
+        ))
 
     def _answer(self, actor: Actor, project_id: int, iid: int, reply: CommandReply, name: str,
                 post_reply: bool, audited: bool = False) -> CommandReply:
