@@ -7,11 +7,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import httpx
 
-from gitlab_sim.waiting import wait_for
+from gitlab_sim import waiting
 
 __all__ = ["REPO", "cli", "clean_env", "free_port", "http_ok", "start_cli", "wait_for"]
 
@@ -44,6 +44,12 @@ def start_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None,
     environment["PYTHONPATH"] = str(REPO)
     return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=environment,
                             stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    """gitlab_sim's wait_for with the longer default the end-to-end tests want on a busy CI machine."""
+    return waiting.wait_for(predicate, timeout, interval, message)
 
 
 def http_ok(url: str) -> bool:
