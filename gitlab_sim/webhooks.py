@@ -88,6 +88,7 @@ class WebhookDispatcher:
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
         self._client = httpx.Client(timeout=self.settings.timeout)
+        self._stopping = threading.Event()
         self._next_id = 1
 
     def enqueue(self, hook_id: int, url: str, token: str | None, event: str,
@@ -127,6 +128,7 @@ class WebhookDispatcher:
         return True
 
     def stop(self) -> None:
+        self._stopping.set()
         with self._lock:
             workers = list(self._workers.values())
             self._workers.clear()
@@ -165,8 +167,8 @@ class WebhookDispatcher:
     def _deliver(self, delivery: Delivery) -> None:
         body = json.dumps(delivery.payload).encode()
         for attempt in range(1, self.settings.max_attempts + 1):
-            if attempt > 1:
-                time.sleep(self.settings.backoff * 2 ** (attempt - 2))
+            if attempt > 1 and self._stopping.wait(self.settings.backoff * 2 ** (attempt - 2)):
+                return  # the simulator is shutting down: no more retries
             record = self._attempt(delivery, body, attempt)
             with self._lock:
                 self._attempts.append(record)
