@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
 from rules.model import Actor, LaneKey
@@ -21,7 +21,15 @@ PUSH_HOOK = "Push Hook"
 HANDLED_HOOKS = frozenset({NOTE_HOOK, MERGE_REQUEST_HOOK, PIPELINE_HOOK, JOB_HOOK, PUSH_HOOK})
 CONFIG_FILE = ".merge-assist.yml"
 
-Wake = Callable[[LaneKey], None]
+
+
+class Lanes(Protocol):
+    """What events ask of the lanes (bot.worker.LaneScheduler)."""
+
+    def drive(self, lane: LaneKey) -> None: ...
+
+    def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None: ...
+
 FINAL_PIPELINE_STATUSES = frozenset({"success", "failed", "canceled", "skipped", "manual"})
 
 
@@ -58,18 +66,17 @@ def touches_config(push: dict[str, Any]) -> bool:
 class EventHandler:
     """Handles one event; safe to call from several threads and processes at once."""
 
-    def __init__(self, store: Store, commands: CommandService, bot_user_id: Callable[[], int | None],
-                 wake: Wake, on_config_changed: Callable[[int], None],
-                 on_job_failed: Callable[[LaneKey, str, str], None], *, claim_seconds: float = 15.0) -> None:
-        self._job_failed = on_job_failed
+    def __init__(self, store: Store, commands: CommandService, lanes: Lanes, *,
+                 bot_user_id: Callable[[], int | None], on_config_changed: Callable[[int], None],
+                 claim_seconds: float = 15.0) -> None:
+        self._store = store
+        self._commands = commands
+        self._lanes = lanes
+        self._bot_user_id = bot_user_id
+        self._config_changed = on_config_changed
         # A claim older than this is taken as abandoned by a dead worker (keep it below the
         # queue's reclaim time, so the redelivered message finds it stale).
         self._claim_seconds = claim_seconds
-        self._store = store
-        self._commands = commands
-        self._bot_user_id = bot_user_id
-        self._wake = wake
-        self._config_changed = on_config_changed
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("kind")
@@ -78,7 +85,7 @@ class EventHandler:
         elif kind == "command":
             self._chat_command(event)
         elif kind == "wake":
-            self._wake(LaneKey(int(event["project_id"]), str(event["target_branch"])))
+            self._lanes.drive(LaneKey(int(event["project_id"]), str(event["target_branch"])))
         else:
             log.warning("ignoring event of unknown kind %r", kind)
 
@@ -157,14 +164,14 @@ class EventHandler:
         iid = (body.get("merge_request") or {}).get("iid")
         for lane in self._store.queue.lanes_for(project_id, sha=sha, mr_iid=iid):
             if body.get("object_kind") == "build" and sha:
-                self._job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
+                self._lanes.job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
             else:
-                self._wake(lane)
+                self._lanes.drive(lane)
 
     def _wake_project(self, project_id: int, only_branch: str | None = None) -> None:
         for lane in self._store.queue.waiting_lanes():
             if lane.project_id == project_id and only_branch in (None, lane.target_branch):
-                self._wake(lane)
+                self._lanes.drive(lane)
 
     # -- chat and API commands ---------------------------------------------------------------
 

@@ -107,8 +107,9 @@ class Runtime:
         commands = CommandService(CommandDeps(
             flow=flow, roles=store.users, audit=store.audit, positions=queue_store,
             wake=lambda entry: scheduler.drive(entry.lane)))
-        self.handler = EventHandler(store, commands, self._bot_user_id, scheduler.drive, self.config.invalidate,
-                                    scheduler.job_failed, claim_seconds=settings.queue_reclaim_seconds / 2)
+        self.handler = EventHandler(store, commands, scheduler, bot_user_id=self._bot_user_id,
+                                    on_config_changed=self.config.invalidate,
+                                    claim_seconds=settings.queue_reclaim_seconds / 2)
         if run_workers:
             self.worker = Worker(self.queue, self.handler.handle, scheduler, store.queue.waiting_lanes,
                                  consumers=settings.workers, recheck_seconds=settings.recheck_seconds,

@@ -36,13 +36,21 @@ class SlowCommands:
         raise AssertionError("not expected")
 
 
+class NoLanes:
+    def drive(self, lane):
+        raise AssertionError("no lane work expected")
+
+    def job_failed(self, lane, sha, job_name):
+        raise AssertionError("no lane work expected")
+
+
 @pytest.fixture
 def handler(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(store.db)
     commands = SlowCommands()
-    handler = EventHandler(store, commands, lambda: None, lambda lane: None, lambda pid: None,
-                           lambda lane, sha, job: None, claim_seconds=30)
+    handler = EventHandler(store, commands, NoLanes(), bot_user_id=lambda: None, on_config_changed=lambda pid: None,
+                           claim_seconds=30)
     return handler, commands
 
 
