@@ -85,11 +85,12 @@ class RedisStreamQueue:
 
     A message is acknowledged only after its handler returned (so after the state change it made
     was committed); messages left pending by a dead consumer are reclaimed with XAUTOCLAIM after
-    `reclaim_idle_ms`. A message that keeps failing is moved to a dead-letter stream.
+    `reclaim_idle_ms`. A message that keeps failing (20 deliveries: about ten minutes of a GitLab
+    or database outage at the default reclaim time) is moved to a dead-letter stream.
     """
 
     def __init__(self, url: str, prefix: str, *, group: str = "workers", reclaim_idle_ms: int = 30_000,
-                 max_deliveries: int = 5, maxlen: int = 100_000) -> None:
+                 max_deliveries: int = 20, maxlen: int = 100_000) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.stream = f"{prefix}:events"
         self.dead_letters = f"{prefix}:events:dead"
