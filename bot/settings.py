@@ -64,7 +64,6 @@ class Settings:
     workers: int = 2
     recheck_seconds: float = 300.0
     lease_seconds: float = 60.0
-    public_url: str | None = None
     server_config_file: Path | None = None
     queue_reclaim_seconds: float = 30.0
     failpoint: str | None = None  # crash tests only, see bot/failpoints.py
@@ -151,7 +150,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "redis_url": _parse(env, "REDIS_URL", _url(("redis://", "rediss://", "unix://")), "a redis:// URL"),
         "redis_prefix": _read(env, "REDIS_PREFIX"),
         "gitlab_url": _parse(env, "GITLAB_URL", _url(("http://", "https://")), "an http(s):// URL"),
-        "public_url": _parse(env, "PUBLIC_URL", _url(("http://", "https://")), "an http(s):// URL"),
         "host": _read(env, "HOST"),
         "port": _parse(env, "PORT", _port, "a port number 0-65535"),
         "log_level": _parse(env, "LOG_LEVEL", _log_level, "DEBUG, INFO, WARNING or ERROR"),

@@ -67,10 +67,6 @@ class SimClock:
             heapq.heappush(self._events, _Event(due, next(self._seq), callback))
             self._cond.notify_all()
 
-    def pending_events(self) -> int:
-        with self._cond:
-            return len(self._events)
-
     def advance(self, seconds: float) -> None:
         """Virtual clocks only: move time forward, firing due events in order."""
         if not self.virtual:

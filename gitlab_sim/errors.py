@@ -27,6 +27,3 @@ def forbidden() -> ApiError:
 def not_allowed() -> ApiError:
     return ApiError(405, "405 Method Not Allowed")
 
-
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)

@@ -29,7 +29,6 @@ JOB_LAYOUT: tuple[tuple[str, str, float, float], ...] = (
     ("lint", "test", 0.25, 0.5),
     ("test", "test", 0.25, 1.0),
 )
-STAGES = ("build", "test")
 
 
 @dataclass(frozen=True)

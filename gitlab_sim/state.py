@@ -215,10 +215,6 @@ class State:
         with self.lock:
             return next((u for u in self.users.values() if u.token == token), None)
 
-    def user_by_username(self, username: str) -> User | None:
-        with self.lock:
-            return next((u for u in self.users.values() if u.username == username), None)
-
     def group_by_path(self, path: str) -> Group | None:
         with self.lock:
             return next((g for g in self.groups.values() if g.path == path), None)
@@ -227,12 +223,6 @@ class State:
         with self.lock:
             return next((p for p in self.projects.values()
                          if p.path_with_namespace == path_with_namespace), None)
-
-    def find_project(self, id_or_path: str | int) -> Project | None:
-        key = str(id_or_path)
-        if key.isdigit():
-            return self.projects.get(int(key))
-        return self.project_by_path(key)
 
     def merge_request(self, project_id: int, iid: int) -> MergeRequest | None:
         with self.lock:

@@ -19,7 +19,6 @@ from rules.ports import GitLabPort
 log = logging.getLogger("merge_assist.feedback")
 
 ACCEPTED_EMOJI = "eyes"
-MERGED_EMOJI = "rocket"
 
 
 class PollingLimiter:

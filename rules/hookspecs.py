@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import pluggy
 
 from rules.commands import CommandSpec
-from rules.model import Actor, Priority, RuleContext, RuleHelp, Verdict
+from rules.model import Actor, Priority, RuleContext, Verdict
 
 PROJECT_NAME = "merge_assist"
 
@@ -59,9 +59,6 @@ class RuleDescription:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     option_help: Mapping[str, str] = field(default_factory=dict)
     validate: OptionValidator = _accept_any_options
-
-    def to_help(self) -> RuleHelp:
-        return RuleHelp(self.name, self.summary, dict(self.option_help))
 
 
 ACCESS_GUEST = 10

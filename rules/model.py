@@ -7,7 +7,7 @@ logic can be read and tested with in-memory ports.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -236,10 +236,3 @@ class CommandHelp:
     usage: str
     who_can_use: str
     examples: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RuleHelp:
-    name: str
-    summary: str
-    options: dict[str, str] = field(default_factory=dict)

@@ -125,7 +125,6 @@ class MergeRequestServices:
 
     def __init__(self, service: CommandService, actor: Actor, mr: MergeRequest, note_id: int | None,
                  roles: frozenset[str] = frozenset()) -> None:
-        self._service = service
         self._deps = service.deps
         self._flow = service.deps.flow
         self._actor = actor

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..backend import Backend
-from ..errors import ApiError, not_found, unauthorized
+from ..errors import ApiError, not_found
 from ..mergeability import effective_access
 from ..state import MergeRequest, Project, RequestRecord, State, User
 
@@ -166,11 +166,6 @@ def paginate(ctx: ApiContext, items: list[Any], render: Callable[[Any], Any]) ->
                "X-Total-Pages": str(pages), "X-Next-Page": str(page + 1) if page < pages else "",
                "X-Prev-Page": str(page - 1) if page > 1 else "", "Link": ", ".join(links)}
     return Reply([render(item) for item in chunk], headers=headers)
-
-
-def require(condition: bool) -> None:
-    if not condition:
-        raise unauthorized()
 
 
 class SimMiddleware:
