@@ -12,6 +12,8 @@ from typing import Iterator
 
 import pytest
 
+from gitlab_sim import SimClock, Simulator, WebhookSettings
+
 CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("MERGE_ASSIST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MERGE_ASSIST_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -68,6 +70,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'merge-assist.db'}"
     return request.getfixturevalue("pg_url")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sim(tmp_path) -> Iterator[Simulator]:  # type: ignore[no-untyped-def]
+    """A started GitLab simulator on a virtual clock (time moves only with `sim.clock.advance`)."""
+    simulator = Simulator(tmp_path / "sim", SimClock.virtual_clock(), rebase_delay=0.02,
+                          webhook_settings=WebhookSettings(backoff=0.02, timeout=5.0))
+    simulator.start()
+    yield simulator
+    simulator.stop()
 
 
 @pytest.fixture

@@ -5,17 +5,8 @@ from typing import Iterator
 
 import pytest
 
-from gitlab_sim import SimClock, Simulator, WebhookSettings
+from gitlab_sim import Simulator
 from tests.e2e.harness import Bot, World, logs, make_world, start_embedded, start_production
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Simulator]:
-    simulator = Simulator(tmp_path / "sim", SimClock.virtual_clock(), rebase_delay=0.05,
-                          webhook_settings=WebhookSettings(backoff=0.05, timeout=5.0))
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 @pytest.fixture
