@@ -105,7 +105,7 @@ class Runtime:
                         clock=clock, feedback=feedback)
         scheduler = LaneScheduler(flow, settings.lease_seconds, settings.recheck_seconds)
         commands = CommandService(CommandDeps(
-            flow=flow, roles=store.users, audit=store.audit, positions=queue_store,
+            flow=flow, roles=store.users, audit=store.audit, history=queue_store,
             wake=lambda entry: scheduler.drive(entry.lane)))
         self.handler = EventHandler(store, commands, scheduler, bot_user_id=self._bot_user_id,
                                     on_config_changed=self.config.invalidate,

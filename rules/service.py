@@ -23,9 +23,7 @@ class RoleLookup(Protocol):
                   gitlab_username: str | None = None) -> frozenset[str]: ...
 
 
-class QueuePositions(Protocol):
-    def position(self, entry: QueueEntry) -> int | None: ...
-
+class QueueHistory(Protocol):
     def latest_entry_for(self, project_id: int, iid: int) -> QueueEntry | None: ...
 
 
@@ -34,7 +32,7 @@ class CommandDeps:
     flow: FlowDeps
     roles: RoleLookup
     audit: AuditLog
-    positions: QueuePositions
+    history: QueueHistory
     wake: Callable[[QueueEntry], None]
 
     @property
@@ -141,9 +139,14 @@ class MergeRequestServices:
     def _active(self) -> QueueEntry | None:
         return self._flow.store.active_entry_for(self._mr.project_id, self._mr.iid)
 
+    def _place(self, entry: QueueEntry) -> tuple[int, int]:
+        """(1-based position, lane size) of an active entry, from one read of its lane."""
+        lane = self._flow.store.lane_entries(entry.lane)
+        position = next((index for index, other in enumerate(lane, start=1) if other.id == entry.id), len(lane))
+        return position, len(lane)
+
     def _position_text(self, entry: QueueEntry) -> str:
-        position = self._deps.positions.position(entry)
-        size = len(self._flow.store.lane_entries(entry.lane))
+        position, size = self._place(entry)
         return f"position {position} of {size} in `{entry.target_branch}`"
 
     def enqueue(self, priority: Priority) -> str:
@@ -168,8 +171,7 @@ class MergeRequestServices:
         except AlreadyQueuedError as exc:
             return f"!{mr.iid} is already queued ({exc.entry.state.value})."
         self._flow.feedback.acknowledge(mr.project_id, mr.iid, self._note_id)
-        position = self._deps.positions.position(entry) or 1
-        size = len(self._flow.store.lane_entries(entry.lane))
+        position, size = self._place(entry)
         self._flow.feedback.queued(mr.project_id, mr.iid, position, size, mr.target_branch)
         self.replied = True
         self._deps.wake(entry)
@@ -203,7 +205,7 @@ class MergeRequestServices:
     def retry(self) -> str:
         if self._active() is not None:
             return f"!{self._mr.iid} is already queued."
-        last = self._deps.positions.latest_entry_for(self._mr.project_id, self._mr.iid)
+        last = self._deps.history.latest_entry_for(self._mr.project_id, self._mr.iid)
         return self.enqueue(last.priority if last else Priority.NORMAL)
 
     def status(self) -> str:
@@ -212,8 +214,7 @@ class MergeRequestServices:
         options = self._flow.config.options_for(project, mr)
         paused = self._flow.store.lane_paused(entry.lane) if entry else False
         decision = self._flow.engine.check_merge(rule_context(self._flow, project, mr, entry, paused), options)
-        position = self._deps.positions.position(entry) if entry else None
-        size = len(self._flow.store.lane_entries(entry.lane)) if entry else None
+        position, size = self._place(entry) if entry else (None, None)
         text = render_status(decision, position, size)
         if entry is not None:
             text += f"\n\nQueue state: `{entry.state.value}`" + (f" ({entry.reason})" if entry.reason else "")

@@ -154,13 +154,6 @@ class QueueRepository:
                 QueueEntryRow.project_id == project_id, QueueEntryRow.state.in_(ACTIVE), or_(*matches)))
             return [LaneKey(p, b) for p, b in rows]
 
-    def position(self, entry: QueueEntry) -> int | None:
-        """1-based position of an active entry in its lane."""
-        for index, other in enumerate(self.lane_entries(entry.lane), start=1):
-            if other.id == entry.id:
-                return index
-        return None
-
     # Lanes: pause switch and lease.
 
     def set_lane_paused(self, lane: LaneKey, paused: bool) -> None:
