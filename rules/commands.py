@@ -16,7 +16,7 @@ class CommandServices(Protocol):
     """What a command handler may ask the bot to do for the MR the command was given on.
 
     Each method carries out the action (authorization already happened) and returns the text
-    to reply with.
+    to reply with, or raises `CommandRefused` with the text when it declines.
     """
 
     def enqueue(self, priority: Priority) -> str: ...
@@ -30,6 +30,11 @@ class CommandServices(Protocol):
     def status(self) -> str: ...
 
     def help(self) -> str: ...
+
+
+class CommandRefused(Exception):
+    """Raised by a `CommandServices` method that declines (a rule refused, nothing to cancel…);
+    the message is the reply, and the command counts as refused in replies and the audit."""
 
 
 @dataclass(frozen=True)

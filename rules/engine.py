@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import pluggy
 
-from rules.commands import CommandInvocation, CommandReply, CommandSpec
+from rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
 from rules.hookspecs import AuthDecision, AuthRequest, RuleDescription
 from rules.metrics import REGISTRY, MetricsRegistry
 from rules.model import Decision, Priority, RuleContext, Verdict
@@ -239,6 +239,8 @@ class RuleEngine:
         plugin_name, spec = found
         try:
             return spec.handler(invocation)
+        except CommandRefused as refusal:
+            return CommandReply(str(refusal), ok=False)
         except Exception as exc:
             self._record_crash(plugin_name, f"command:{invocation.name}", exc)
             return CommandReply(f"`{invocation.name}` failed ({type(exc).__name__}); the admins can see the log.", ok=False)

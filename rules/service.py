@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from rules.commands import CommandInvocation, CommandReply, CommandSpec
+from rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
 from rules.errors import AlreadyQueuedError, GitLabError, NotFound
 from rules.feedback import Feedback
 from rules.flow import FlowDeps, rule_context
@@ -83,7 +83,7 @@ class CommandService:
         reply = flow.engine.run_command(CommandInvocation(
             name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services,
             merge_request=mr))
-        if not reply.ok or services.refused:
+        if not reply.ok:
             reply = CommandReply(f"@{actor.username} {reply.text}", ok=False)
         return self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
 
@@ -130,7 +130,6 @@ class MergeRequestServices:
         self._note_id = note_id
         self._roles = roles
         self.replied = False
-        self.refused = False  # a rule said no: the reply is a refusal even though the command ran
 
     @property
     def _project(self) -> Project:
@@ -161,8 +160,7 @@ class MergeRequestServices:
             self._deps.audit.record(self._actor, "enqueue", _target(mr.project_id, mr.iid), "refused",
                                     decision.explain())
             reasons = "; ".join(f"rule `{v.rule}`: {v.reason}" for v in decision.blocking)
-            self.refused = True
-            return f"I cannot queue this merge request. {reasons}"
+            raise CommandRefused(f"I cannot queue this merge request. {reasons}")
         priority = self._capped(priority, self._flow.engine.adjust_priority(context, priority, options))
         try:
             entry = self._flow.store.add_entry(mr.project_id, mr.iid, mr.target_branch, priority,
@@ -189,7 +187,7 @@ class MergeRequestServices:
         if entry is None:
             return f"!{self._mr.iid} is not in the queue."
         if entry.state is EntryState.MERGING:
-            return f"!{self._mr.iid} is being merged right now; it is too late to cancel."
+            raise CommandRefused(f"!{self._mr.iid} is being merged right now; it is too late to cancel.")
         self._flow.store.transition(entry.id, EntryState.CANCELLED, f"cancelled by @{self._actor.username}")
         self._deps.wake(entry)
         return f"Removed !{self._mr.iid} from the `{entry.target_branch}` queue."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import types
 
-from rules.commands import CommandInvocation, CommandReply
+from rules.commands import CommandInvocation, CommandRefused, CommandReply
 from rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
 from rules.model import Actor, Approvals, Outcome, Priority, Verdict
 
@@ -156,3 +156,14 @@ def test_run_command_answers_unknown_commands_and_handler_crashes(engine, make_e
     assert not crashed.ok and "ConnectionError" in crashed.text
     errors = metrics.counter("merge_assist_plugin_errors_total", "", ("plugin", "hook"))
     assert errors.value(plugin="commands", hook="command:status") == 1
+
+
+def test_run_command_turns_a_refusal_into_a_refused_reply(engine, metrics):
+    class RefusingServices(FakeServices):
+        def cancel(self):
+            raise CommandRefused("!42 is being merged right now")
+
+    reply = engine.run_command(invocation("cancel", services=RefusingServices()))
+    assert reply == CommandReply("!42 is being merged right now", ok=False)
+    errors = metrics.counter("merge_assist_plugin_errors_total", "", ("plugin", "hook"))
+    assert errors.value(plugin="commands", hook="command:cancel") == 0
