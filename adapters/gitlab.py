@@ -49,13 +49,12 @@ class _TTLCache:
         if hit is not None and now - hit[0] < self._seconds:
             return hit[1]  # type: ignore[no-any-return]
         value = load()
-        with self._lock:
-            self._items[key] = (now, value)
+        self.put(key, value)
         return value
 
-    def clear(self) -> None:
+    def put(self, key: Any, value: Any) -> None:
         with self._lock:
-            self._items.clear()
+            self._items[key] = (time.monotonic(), value)
 
 
 def _pipeline(data: dict[str, Any] | None) -> Pipeline | None:
@@ -109,26 +108,27 @@ class PythonGitlabAdapter:
         return self._me
 
     def get_project(self, project_id: int) -> Project:
-        def load() -> Project:
-            data = self._call(lambda: self._gl.http_get(f"/projects/{project_id}"))
-            return Project(
-                id=int(data["id"]), path=str(data["path_with_namespace"]),
-                default_branch=str(data.get("default_branch") or "main"),
-                merge_method=str(data.get("merge_method") or "merge"),
-                only_allow_merge_if_pipeline_succeeds=bool(data.get("only_allow_merge_if_pipeline_succeeds")),
-                allow_merge_on_skipped_pipeline=bool(data.get("allow_merge_on_skipped_pipeline")),
-                web_url=str(data.get("web_url", "")),
-            )
-
-        return self._projects.get(project_id, load)
+        return self._projects.get(project_id, lambda: self._fetch_project(str(project_id)))
 
     def get_project_by_path(self, path: str) -> Project | None:
         """The project at `group/name`, or None when it does not exist or is not visible."""
         try:
-            data = self._call(lambda: self._gl.http_get(f"/projects/{quote(path, safe='')}"))
+            project = self._fetch_project(quote(path, safe=""))
         except NotFound:
             return None
-        return self.get_project(int(data["id"]))
+        self._projects.put(project.id, project)
+        return project
+
+    def _fetch_project(self, id_or_encoded_path: str) -> Project:
+        data = self._call(lambda: self._gl.http_get(f"/projects/{id_or_encoded_path}"))
+        return Project(
+            id=int(data["id"]), path=str(data["path_with_namespace"]),
+            default_branch=str(data.get("default_branch") or "main"),
+            merge_method=str(data.get("merge_method") or "merge"),
+            only_allow_merge_if_pipeline_succeeds=bool(data.get("only_allow_merge_if_pipeline_succeeds")),
+            allow_merge_on_skipped_pipeline=bool(data.get("allow_merge_on_skipped_pipeline")),
+            web_url=str(data.get("web_url", "")),
+        )
 
     def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
         data = self._call(lambda: self._gl.http_get(

@@ -30,6 +30,8 @@ class InProcessQueue:
     delay, 1 s doubling to 60 s, for about ten minutes before it is logged and dropped.
     """
 
+    publish_waits_on_network = False
+
     def __init__(self, max_attempts: int = 14, first_delay: float = 1.0, max_delay: float = 60.0) -> None:
         self._queue: queue.Queue[tuple[dict[str, Any], int]] = queue.Queue()
         self._delayed: list[tuple[float, int, dict[str, Any], int]] = []
@@ -88,6 +90,8 @@ class RedisStreamQueue:
     `reclaim_idle_ms`. A message that keeps failing (20 deliveries: about ten minutes of a GitLab
     or database outage at the default reclaim time) is moved to a dead-letter stream.
     """
+
+    publish_waits_on_network = True
 
     def __init__(self, url: str, prefix: str, *, group: str = "workers", reclaim_idle_ms: int = 30_000,
                  max_deliveries: int = 20, maxlen: int = 100_000) -> None:

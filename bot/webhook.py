@@ -78,10 +78,10 @@ async def gitlab_webhook(request: Request) -> Response:
         return _reply(200, "ignored", reason="nothing for the queue in this event")
     message = {"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, body), "body": body}
     try:
-        if runtime.settings.is_embedded:
-            runtime.queue.publish(message)
-        else:  # a network round trip to Redis must not block the event loop
+        if runtime.queue.publish_waits_on_network:  # must not block the event loop
             await run_in_threadpool(runtime.queue.publish, message)
+        else:
+            runtime.queue.publish(message)
     except QueueUnavailable as exc:
         log.error("cannot queue a %s delivery: %s", event, exc)
         # 503 makes GitLab deliver it again later instead of losing it.

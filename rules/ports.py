@@ -131,6 +131,9 @@ class AuditLog(Protocol):
 class EventQueue(Protocol):
     """Work handed from the web face to workers."""
 
+    publish_waits_on_network: bool
+    """True when `publish` does network I/O, so async callers must run it in a thread."""
+
     def publish(self, event: dict[str, Any]) -> None: ...
 
     def consume(
