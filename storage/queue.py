@@ -168,23 +168,27 @@ class QueueRepository:
             return bool(row and row.paused) or bool(project and project.paused)
 
     def acquire(self, lane: LaneKey, holder: str, ttl_seconds: float) -> int | None:
-        """Take, renew or steal an expired lease in one conditional UPDATE; returns the fence."""
+        """Renew our lease, or take a free or expired one (a new fencing token); None if held.
+
+        Each is one conditional UPDATE in one transaction; the lane row is created only the
+        first time a lane is seen.
+        """
         now = utcnow()
         expires = now + timedelta(seconds=ttl_seconds)
-        with self._db.session() as session:
-            self._ensure_lane(session, lane.project_id, lane.target_branch)
         key = and_(Lane.project_id == lane.project_id, Lane.target_branch == lane.target_branch)
+        take = update(Lane).where(key, or_(
+            Lane.lease_holder.is_(None), Lane.lease_expires_at.is_(None), Lane.lease_expires_at <= now,
+            Lane.lease_holder == holder,
+        )).values(lease_holder=holder, lease_expires_at=expires, lease_token=Lane.lease_token + 1)
         with self._db.session() as session:
-            renewed = session.execute(update(Lane).where(key, Lane.lease_holder == holder,
-                                                         Lane.lease_expires_at > now)
+            renewed = session.execute(update(Lane).where(key, Lane.lease_holder == holder, Lane.lease_expires_at > now)
                                       .values(lease_expires_at=expires)).rowcount
-            if not renewed:
-                taken = session.execute(update(Lane).where(key, or_(
-                    Lane.lease_holder.is_(None), Lane.lease_expires_at.is_(None), Lane.lease_expires_at <= now,
-                    Lane.lease_holder == holder,
-                )).values(lease_holder=holder, lease_expires_at=expires,
-                          lease_token=Lane.lease_token + 1)).rowcount
-                if not taken:
+            if not renewed and not session.execute(take).rowcount:
+                if session.get(Lane, (lane.project_id, lane.target_branch)) is not None:
+                    return None  # held by another worker
+                self._ensure_lane(session, lane.project_id, lane.target_branch)
+                session.flush()
+                if not session.execute(take).rowcount:
                     return None
             return session.scalar(select(Lane.lease_token).where(key))
 
