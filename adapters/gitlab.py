@@ -12,8 +12,8 @@ import gitlab
 import requests
 from gitlab import exceptions as gle
 
-from rules.errors import GitLabError, HeadMoved, NotFound, NotMergeable, RebaseRefused, TransientGitLabError
-from rules.model import Approvals, MergeRequest, Pipeline, Project
+from merge_assist.rules.errors import GitLabError, HeadMoved, NotFound, NotMergeable, RebaseRefused, TransientGitLabError
+from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project
 
 T = TypeVar("T")
 CACHE_SECONDS = 300.0

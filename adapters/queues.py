@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import redis
 
-from rules.feedback import PollingLimiter
+from merge_assist.rules.feedback import PollingLimiter
 
 log = logging.getLogger("merge_assist.queue")
 Handler = Callable[[dict[str, Any]], None]

@@ -109,16 +109,16 @@ class RunningBot:
 
 def scale_embedded_timers(scale: float) -> None:
     """Scale the bot's real-time cache constants (this process only; read when objects are built)."""
-    import adapters.gitlab
+    from merge_assist import adapters
 
     adapters.gitlab.CACHE_SECONDS = 300.0 / scale
     adapters.gitlab.PROJECT_CACHE_SECONDS = 900.0 / scale
 
 
 def start_embedded(world: Team, workdir: Path, recheck: float, lease: float) -> RunningBot:
-    from bot.embedded import BackgroundServer
-    from bot.runtime import Runtime
-    from bot.settings import Secret, Settings
+    from merge_assist.bot.embedded import BackgroundServer
+    from merge_assist.bot.runtime import Runtime
+    from merge_assist.bot.settings import Secret, Settings
 
     settings = Settings(database_url=f"sqlite:///{workdir / 'bot.db'}", gitlab_url=world.sim.url,
                         gitlab_token=Secret(world.bot.token), webhook_secret=Secret(WEBHOOK_SECRET),
@@ -143,7 +143,7 @@ def start_production(world: Team, workdir: Path, recheck: float, lease: float, d
         "MERGE_ASSIST_RECHECK_SECONDS": str(recheck), "MERGE_ASSIST_LEASE_SECONDS": str(lease),
         "MERGE_ASSIST_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
     })
-    command = [sys.executable, "-m", "bot.cli"]
+    command = [sys.executable, "-m", "merge_assist.bot.cli"]
     migrated = subprocess.run([*command, "migrate"], cwd=workdir, env=env, capture_output=True, text=True,
                               timeout=120)
     if migrated.returncode != 0:

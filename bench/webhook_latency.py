@@ -200,7 +200,7 @@ def start_bot(workdir: Path, mode: str, redis_url: str) -> Server:
         env["MERGE_ASSIST_REDIS_URL"] = redis_url
         env["MERGE_ASSIST_REDIS_PREFIX"] = f"bench-latency-{uuid.uuid4().hex[:8]}"
     log_path = workdir / "bot.log"
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", HOST, "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "merge_assist.bot.cli", "serve", "--host", HOST, "--port", str(port)],
                                cwd=workdir, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
     server = Server("bot", f"http://{HOST}:{port}", process, log_path)
     wait_healthy(server)

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rules.config import PROJECT_SOURCE, ConfigError, validate_layer
-from rules.model import Actor, LaneKey
+from merge_assist.rules.config import PROJECT_SOURCE, ConfigError, validate_layer
+from merge_assist.rules.model import Actor, LaneKey
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from merge_assist.bot.runtime import Runtime
 
 TOKEN_SECONDS = 3600
 ALGORITHM = "HS256"

@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from rules.metrics import REGISTRY
+from merge_assist.rules.metrics import REGISTRY
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from merge_assist.bot.runtime import Runtime
 
 log = logging.getLogger("merge_assist.web")
 
@@ -42,9 +42,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(runtime: "Runtime") -> Starlette:
-    from bot.admin import admin_routes
-    from bot.slack import slack_routes
-    from bot.webhook import webhook_routes
+    from merge_assist.bot.admin import admin_routes
+    from merge_assist.bot.slack import slack_routes
+    from merge_assist.bot.webhook import webhook_routes
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),

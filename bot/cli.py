@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from bot.runtime import SchemaRefused
-from bot.settings import Settings, SettingsError, load_settings
-from rules.config import ConfigError
+from merge_assist.bot.runtime import SchemaRefused
+from merge_assist.bot.settings import Settings, SettingsError, load_settings
+from merge_assist.rules.config import ConfigError
 
 log = logging.getLogger("merge_assist.cli")
 
@@ -21,13 +21,13 @@ class CliError(Exception):
 
 
 def _store(settings: Settings):  # type: ignore[no-untyped-def]
-    from storage import Store
+    from merge_assist.storage import Store
 
     return Store.open(settings.database_url)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from storage import migrate
+    from merge_assist.storage import migrate
 
     store = _store(settings)
     if args.down_to:
@@ -53,7 +53,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runtime import open_store_checked
+    from merge_assist.bot.runtime import open_store_checked
 
     password = _read_password(args)
     if len(password) < 8:
@@ -66,8 +66,8 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runtime import open_store_checked
-    from storage.users import UnknownRole
+    from merge_assist.bot.runtime import open_store_checked
+    from merge_assist.storage.users import UnknownRole
 
     store = open_store_checked(settings)
     project_id = _project_id(settings, store, args.project) if args.project else None
@@ -92,7 +92,7 @@ def _project_id(settings: Settings, store, project: str) -> int:  # type: ignore
     if known is not None:
         return known.id
     if settings.gitlab_url and settings.gitlab_token:
-        from adapters.gitlab import PythonGitlabAdapter
+        from merge_assist.adapters.gitlab import PythonGitlabAdapter
 
         found = PythonGitlabAdapter(settings.gitlab_url, settings.gitlab_token.reveal()).get_project_by_path(project)
         if found is not None:
@@ -101,7 +101,7 @@ def _project_id(settings: Settings, store, project: str) -> int:  # type: ignore
 
 
 def cmd_link_slack(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runtime import open_store_checked
+    from merge_assist.bot.runtime import open_store_checked
 
     store = open_store_checked(settings)
     store.users.link_slack(args.gitlab_user, args.slack_user, args.gitlab_user_id)
@@ -112,8 +112,8 @@ def cmd_link_slack(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import create_app
-    from bot.runtime import Runtime
+    from merge_assist.bot.app import create_app
+    from merge_assist.bot.runtime import Runtime
 
     runtime = Runtime.build(settings, run_workers=settings.is_embedded)
     host, port = args.host or settings.host, args.port if args.port is not None else settings.port
@@ -124,7 +124,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runtime import Runtime
+    from merge_assist.bot.runtime import Runtime
 
     if settings.is_embedded:
         raise CliError("MERGE_ASSIST_REDIS_URL: required for a separate worker (embedded mode runs workers in `serve`)")
@@ -134,7 +134,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    try:
+        from merge_assist.bot.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name != "gitlab_sim":
+            raise
+        print("merge-assist: the demo needs the GitLab simulator, which production installs leave out: "
+              "pip install -e ./gitlab-sim (from a checkout of Merge Assist)", file=sys.stderr)
+        return 2
 
     return run_demo(port=args.port, keep_running=not args.once)
 
@@ -177,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        from bot.logs import configure_logging
+        from merge_assist.bot.logs import configure_logging
 
         configure_logging(settings)
         handler: Callable[[Settings, argparse.Namespace], int] = args.func

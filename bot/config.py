@@ -9,12 +9,12 @@ from typing import Any, Mapping
 
 import yaml
 
-from rules.config import ConfigError, ConfigResult, RepoConfigCache, resolve_config
-from rules.engine import RuleEngine, RuleOptions
-from rules.feedback import Feedback
-from rules.model import MergeRequest, Project
-from rules.ports import GitLabPort
-from storage.projects import ProjectRepository
+from merge_assist.rules.config import ConfigError, ConfigResult, RepoConfigCache, resolve_config
+from merge_assist.rules.engine import RuleEngine, RuleOptions
+from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.model import MergeRequest, Project
+from merge_assist.rules.ports import GitLabPort
+from merge_assist.storage.projects import ProjectRepository
 
 RECHECK_SECONDS = 900.0
 """Push hooks that touch `.merge-assist.yml` invalidate at once; this only covers lost hooks."""

@@ -12,13 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.embedded import BackgroundServer
-from bot.runtime import Runtime
-from bot.settings import Secret, Settings
+from merge_assist.bot.embedded import BackgroundServer
+from merge_assist.bot.runtime import Runtime
+from merge_assist.bot.settings import Secret, Settings
 from gitlab_sim import PipelinePlan, PipelineRequest, SimClock, Simulator
 from gitlab_sim.sample import Team, make_team
 from gitlab_sim.state import User
-from rules.model import QueueEntry
+from merge_assist.rules.model import QueueEntry
 
 SIM_SCALE = 60.0  # one real second is one simulated minute
 PIPELINE_SECONDS = 240.0  # simulated: four seconds of real time

@@ -6,10 +6,10 @@ import contextlib
 import logging
 from typing import Any, Callable, Iterator, Protocol
 
-from bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
-from rules.model import Actor, LaneKey
-from rules.service import CommandService
-from storage import Store
+from merge_assist.bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
+from merge_assist.rules.model import Actor, LaneKey
+from merge_assist.rules.service import CommandService
+from merge_assist.storage import Store
 
 log = logging.getLogger("merge_assist.dispatch")
 
@@ -194,6 +194,6 @@ class EventHandler:
     def _respond(event: dict[str, Any], text: str) -> None:
         response_url = event.get("response_url")
         if response_url:
-            from bot.slack import respond_to
+            from merge_assist.bot.slack import respond_to
 
             respond_to(str(response_url), text)

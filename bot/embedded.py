@@ -7,8 +7,8 @@ import time
 
 import uvicorn
 
-from bot.app import create_app
-from bot.runtime import Runtime
+from merge_assist.bot.app import create_app
+from merge_assist.bot.runtime import Runtime
 
 
 class BackgroundServer:

@@ -12,7 +12,7 @@ import os
 import signal
 from typing import Any
 
-from rules.model import EntryState, Priority, QueueEntry
+from merge_assist.rules.model import EntryState, Priority, QueueEntry
 
 log = logging.getLogger("merge_assist.failpoints")
 

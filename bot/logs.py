@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
-from bot.settings import Secret, Settings
+from merge_assist.bot.settings import Secret, Settings
 
 MASK = "**********"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

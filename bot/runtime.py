@@ -9,24 +9,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import plugins
+from merge_assist import plugins
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from adapters.gitlab import PythonGitlabAdapter
-from adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
-from bot.config import ProjectConfig, load_server_config
-from bot.dispatch import EventHandler
-from bot.settings import Settings
-from bot.webhook_auth import WebhookAuth
-from bot.worker import LaneScheduler, Worker
-from rules.engine import RuleEngine
-from rules.errors import GitLabError
-from rules.feedback import Feedback, NoteLimiter, NoteRateLimiter
-from rules.flow import FlowDeps
-from rules.plugins import build_plugin_manager
-from rules.ports import Clock, GitLabPort
-from rules.service import CommandDeps, CommandService
-from storage import Store, migrate
+from merge_assist.adapters.gitlab import PythonGitlabAdapter
+from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
+from merge_assist.bot.config import ProjectConfig, load_server_config
+from merge_assist.bot.dispatch import EventHandler
+from merge_assist.bot.settings import Settings
+from merge_assist.bot.webhook_auth import WebhookAuth
+from merge_assist.bot.worker import LaneScheduler, Worker
+from merge_assist.rules.engine import RuleEngine
+from merge_assist.rules.errors import GitLabError
+from merge_assist.rules.feedback import Feedback, NoteLimiter, NoteRateLimiter
+from merge_assist.rules.flow import FlowDeps
+from merge_assist.rules.plugins import build_plugin_manager
+from merge_assist.rules.ports import Clock, GitLabPort
+from merge_assist.rules.service import CommandDeps, CommandService
+from merge_assist.storage import Store, migrate
 
 log = logging.getLogger("merge_assist.runtime")
 DELIVERY_RETENTION_DAYS = 7
@@ -98,7 +98,7 @@ class Runtime:
                                     load_server_config(settings.server_config_file))
         queue_store: Any = store.queue
         if settings.failpoint:
-            from bot.failpoints import CrashingQueue
+            from merge_assist.bot.failpoints import CrashingQueue
 
             queue_store = CrashingQueue(store.queue, settings.failpoint)
         flow = FlowDeps(gitlab=gitlab, store=queue_store, engine=self.engine, config=self.config,

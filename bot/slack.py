@@ -10,7 +10,7 @@ import httpx
 from starlette.routing import BaseRoute, Route
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from merge_assist.bot.runtime import Runtime
 
 log = logging.getLogger("merge_assist.slack")
 SLACK_LINK = re.compile(r"<(?P<url>https?://[^|>]+)(?:\|[^>]*)?>")

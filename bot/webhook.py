@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.queues import QueueUnavailable
-from bot.dispatch import HANDLED_HOOKS, JOB_HOOK, PUSH_HOOK, is_relevant
-from rules.metrics import REGISTRY
+from merge_assist.adapters.queues import QueueUnavailable
+from merge_assist.bot.dispatch import HANDLED_HOOKS, JOB_HOOK, PUSH_HOOK, is_relevant
+from merge_assist.rules.metrics import REGISTRY
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from merge_assist.bot.runtime import Runtime
 
 log = logging.getLogger("merge_assist.webhook")
 RECEIVED = REGISTRY.counter("merge_assist_webhooks_total", "Webhook deliveries by outcome.", ("outcome",))

@@ -11,8 +11,8 @@ import hmac
 import logging
 import threading
 
-from bot.settings import Secret
-from storage.projects import ProjectRepository
+from merge_assist.bot.settings import Secret
+from merge_assist.storage.projects import ProjectRepository
 
 log = logging.getLogger("merge_assist.webhook")
 REFRESH_SECONDS = 30.0

@@ -11,9 +11,9 @@ import time
 import uuid
 from typing import Any, Callable
 
-from rules.flow import FlowDeps, LaneDriver
-from rules.model import LaneKey
-from rules.ports import EventQueue
+from merge_assist.rules.flow import FlowDeps, LaneDriver
+from merge_assist.rules.model import LaneKey
+from merge_assist.rules.ports import EventQueue
 
 log = logging.getLogger("merge_assist.worker")
 

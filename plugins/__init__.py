@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from plugins import (
+from merge_assist.plugins import (
     approvals,
     authorization,
     commands,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rules.hookspecs import hookimpl
-from rules.model import RuleContext, Verdict
+from merge_assist.rules.hookspecs import hookimpl
+from merge_assist.rules.model import RuleContext, Verdict
 
 Problem = Callable[[RuleContext], str | None]
 Check = Callable[[RuleContext], Verdict]

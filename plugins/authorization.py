@@ -12,8 +12,8 @@ its own authorization off.
 
 from __future__ import annotations
 
-from rules.hookspecs import ACCESS_GUEST, AuthDecision, AuthRequest, hookimpl
-from rules.model import PRIORITY_ROLES, Priority
+from merge_assist.rules.hookspecs import ACCESS_GUEST, AuthDecision, AuthRequest, hookimpl
+from merge_assist.rules.model import PRIORITY_ROLES, Priority
 
 ACCESS_LEVEL_NAMES = {0: "no access", 5: "Minimal Access", 10: "Guest", 15: "Planner", 20: "Reporter",
                       30: "Developer", 40: "Maintainer", 50: "Owner", 60: "Admin"}

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rules.commands import CommandInvocation, CommandReply, CommandServices, CommandSpec, usage_error
-from rules.hookspecs import hookimpl
-from rules.model import CommandHelp, Priority
+from merge_assist.rules.commands import CommandInvocation, CommandReply, CommandServices, CommandSpec, usage_error
+from merge_assist.rules.hookspecs import hookimpl
+from merge_assist.rules.model import CommandHelp, Priority
 
 LEVELS = "|".join(priority.label for priority in Priority)
 MERGE_RIGHTS = "Anyone allowed to merge into the target branch"

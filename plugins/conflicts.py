@@ -3,8 +3,8 @@ by the bot, so it is refused with advice instead of holding the lane."""
 
 from __future__ import annotations
 
-from rules.hookspecs import RuleDescription, hookimpl
-from rules.model import RuleContext, Verdict
+from merge_assist.rules.hookspecs import RuleDescription, hookimpl
+from merge_assist.rules.model import RuleContext, Verdict
 
 RULE = "conflicts"
 

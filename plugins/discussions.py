@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from plugins._review_checks import wait_at_enqueue_refuse_at_merge
-from rules.hookspecs import RuleDescription, hookimpl
-from rules.model import RuleContext
+from merge_assist.plugins._review_checks import wait_at_enqueue_refuse_at_merge
+from merge_assist.rules.hookspecs import RuleDescription, hookimpl
+from merge_assist.rules.model import RuleContext
 
 RULE = "discussions"
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rules.hookspecs import OptionError, RuleDescription, hookimpl
-from rules.model import RuleContext, Verdict
+from merge_assist.rules.hookspecs import OptionError, RuleDescription, hookimpl
+from merge_assist.rules.model import RuleContext, Verdict
 
 RULE = "freeze"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rules.hookspecs import RuleDescription, hookimpl
-from rules.model import RuleContext, Verdict
+from merge_assist.rules.hookspecs import RuleDescription, hookimpl
+from merge_assist.rules.model import RuleContext, Verdict
 
 RULE = "pause"
 

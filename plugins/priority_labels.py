@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from rules.hookspecs import OptionError, RuleDescription, hookimpl
-from rules.model import Priority, RuleContext
+from merge_assist.rules.hookspecs import OptionError, RuleDescription, hookimpl
+from merge_assist.rules.model import Priority, RuleContext
 
 RULE = "priority_labels"
 

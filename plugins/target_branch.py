@@ -5,8 +5,8 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any, Mapping
 
-from rules.hookspecs import OptionError, RuleDescription, hookimpl
-from rules.model import RuleContext, Verdict
+from merge_assist.rules.hookspecs import OptionError, RuleDescription, hookimpl
+from merge_assist.rules.model import RuleContext, Verdict
 
 RULE = "target_branch"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from rules.model import Actor, CommandHelp, MergeRequest, Priority
+from merge_assist.rules.model import Actor, CommandHelp, MergeRequest, Priority
 
 
 class CommandServices(Protocol):

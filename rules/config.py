@@ -21,11 +21,11 @@ from typing import Any, Mapping, Protocol
 
 import yaml
 
-from rules.engine import CONTROL_OPTIONS, ON_ERROR_CHOICES
-from rules.errors import NotFound
-from rules.hookspecs import OptionError, RuleDescription
-from rules.model import Project
-from rules.ports import GitLabPort
+from merge_assist.rules.engine import CONTROL_OPTIONS, ON_ERROR_CHOICES
+from merge_assist.rules.errors import NotFound
+from merge_assist.rules.hookspecs import OptionError, RuleDescription
+from merge_assist.rules.model import Project
+from merge_assist.rules.ports import GitLabPort
 
 REPO_CONFIG_FILE = ".merge-assist.yml"
 SERVER_SOURCE = "server config"

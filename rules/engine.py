@@ -26,10 +26,10 @@ from typing import Any, Callable, Iterator, Mapping
 
 import pluggy
 
-from rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
-from rules.hookspecs import AuthDecision, AuthRequest, RuleDescription
-from rules.metrics import REGISTRY, MetricsRegistry
-from rules.model import Decision, Priority, RuleContext, Verdict
+from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
+from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription
+from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
+from merge_assist.rules.model import Decision, Priority, RuleContext, Verdict
 
 log = logging.getLogger("merge_assist.rules")
 

@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Protocol
 
-from rules.errors import GitLabError
-from rules.ports import GitLabPort
+from merge_assist.rules.errors import GitLabError
+from merge_assist.rules.ports import GitLabPort
 
 log = logging.getLogger("merge_assist.feedback")
 

@@ -14,14 +14,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Protocol
 
-from rules.engine import RuleEngine, RuleOptions
-from rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
-from rules.feedback import Feedback
-from rules.metrics import REGISTRY
-from rules.model import (
+from merge_assist.rules.engine import RuleEngine, RuleOptions
+from merge_assist.rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
+from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.model import (
     Approvals, EntryState, LaneKey, MergeRequest, Outcome, Project, QueueEntry, RuleContext,
 )
-from rules.ports import Clock, GitLabPort, LaneLeases, QueueStore
+from merge_assist.rules.ports import Clock, GitLabPort, LaneLeases, QueueStore
 
 log = logging.getLogger("merge_assist.flow")
 

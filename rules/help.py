@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from rules.commands import CommandSpec
-from rules.hookspecs import RuleDescription
-from rules.model import Decision, Outcome
+from merge_assist.rules.commands import CommandSpec
+from merge_assist.rules.hookspecs import RuleDescription
+from merge_assist.rules.model import Decision, Outcome
 
 OUTCOME_BADGES = {Outcome.PASS: "✅ pass", Outcome.WAIT: "⏳ wait", Outcome.REFUSE: "⛔ refuse"}
 SUMMARY_BY_OUTCOME = {

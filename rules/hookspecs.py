@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 
 import pluggy
 
-from rules.commands import CommandSpec
-from rules.model import Actor, Priority, RuleContext, Verdict
+from merge_assist.rules.commands import CommandSpec
+from merge_assist.rules.model import Actor, Priority, RuleContext, Verdict
 
 PROJECT_NAME = "merge_assist"
 

@@ -20,8 +20,8 @@ from typing import Iterable
 
 import pluggy
 
-from rules import hookspecs
-from rules.hookspecs import PROJECT_NAME
+from merge_assist.rules import hookspecs
+from merge_assist.rules.hookspecs import PROJECT_NAME
 
 ENTRY_POINT_GROUP = "merge_assist"
 HOOK_PREFIX = "merge_assist_"

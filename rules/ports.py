@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from rules.model import (
+from merge_assist.rules.model import (
     Approvals,
     Actor,
     EntryState,

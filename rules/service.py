@@ -6,14 +6,14 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
-from rules.errors import AlreadyQueuedError, GitLabError, NotFound
-from rules.feedback import Feedback
-from rules.flow import FlowDeps, rule_context
-from rules.help import render_help, render_status
-from rules.hookspecs import ACCESS_DEVELOPER, AuthDecision, AuthRequest
-from rules.model import PRIORITY_ROLES, Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
-from rules.ports import AuditLog
+from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
+from merge_assist.rules.errors import AlreadyQueuedError, GitLabError, NotFound
+from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.flow import FlowDeps, rule_context
+from merge_assist.rules.help import render_help, render_status
+from merge_assist.rules.hookspecs import ACCESS_DEVELOPER, AuthDecision, AuthRequest
+from merge_assist.rules.model import PRIORITY_ROLES, Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
+from merge_assist.rules.ports import AuditLog
 
 log = logging.getLogger("merge_assist.commands")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.audit import AuditRepository
-from storage.db import Database
-from storage.deliveries import DeliveryRepository
-from storage.projects import ProjectRepository
-from storage.queue import QueueRepository
-from storage.users import UserRepository
+from merge_assist.storage.audit import AuditRepository
+from merge_assist.storage.db import Database
+from merge_assist.storage.deliveries import DeliveryRepository
+from merge_assist.storage.projects import ProjectRepository
+from merge_assist.storage.queue import QueueRepository
+from merge_assist.storage.users import UserRepository
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from rules.model import Actor
-from storage.db import Database
-from storage.models import AuditRecord
+from merge_assist.rules.model import Actor
+from merge_assist.storage.db import Database
+from merge_assist.storage.models import AuditRecord
 
 
 class AuditLogImmutable(RuntimeError):

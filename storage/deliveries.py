@@ -12,9 +12,9 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import Database
-from storage.models import WebhookDelivery
-from storage.types import utcnow
+from merge_assist.storage.db import Database
+from merge_assist.storage.models import WebhookDelivery
+from merge_assist.storage.types import utcnow
 
 CLAIM = "claim:"
 

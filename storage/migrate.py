@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from storage.db import Database
+from merge_assist.storage.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

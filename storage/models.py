@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.types import UTCDateTime, utcnow
+from merge_assist.storage.types import UTCDateTime, utcnow
 
 ROLE_NAMES = ("admin", "project_owner", "priority_manager", "viewer")
 ACTIVE_STATES_SQL = "state IN ('queued', 'rebasing', 'waiting_pipeline', 'merging')"

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import Database
-from storage.models import ManagedProject
+from merge_assist.storage.db import Database
+from merge_assist.storage.models import ManagedProject
 
 
 def secret_digest(secret: str) -> str:

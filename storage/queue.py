@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from rules.errors import AlreadyQueuedError, LeaseLost
-from rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
-from storage.db import Database
-from storage.models import AuditRecord, Lane, ManagedProject, QueueEntryRow
-from storage.types import utcnow
+from merge_assist.rules.errors import AlreadyQueuedError, LeaseLost
+from merge_assist.rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
+from merge_assist.storage.db import Database
+from merge_assist.storage.models import AuditRecord, Lane, ManagedProject, QueueEntryRow
+from merge_assist.storage.types import utcnow
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
 UPDATABLE_FIELDS = {"tested_sha", "pipeline_id", "merge_commit_sha", "attempts", "note_id"}

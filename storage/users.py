@@ -8,8 +8,8 @@ import bcrypt
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from storage.db import Database
-from storage.models import ROLE_NAMES, Role, RoleGrant, User
+from merge_assist.storage.db import Database
+from merge_assist.storage.models import ROLE_NAMES, Role, RoleGrant, User
 
 
 class UnknownRole(ValueError):

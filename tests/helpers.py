@@ -33,7 +33,7 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60,
         input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=clean_env(env),
+    return subprocess.run([sys.executable, "-m", "merge_assist.bot.cli", *args], cwd=cwd, env=clean_env(env),
                           capture_output=True, text=True, timeout=timeout, input=input_text)
 
 
@@ -42,7 +42,7 @@ def start_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None,
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     environment = clean_env(env)
     environment["PYTHONPATH"] = str(REPO)
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=environment,
+    return subprocess.Popen([sys.executable, "-m", "merge_assist.bot.cli", *args], cwd=cwd, env=environment,
                             stdout=out, stderr=subprocess.STDOUT)
 
 

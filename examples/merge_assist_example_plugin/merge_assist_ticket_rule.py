@@ -9,9 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from rules.commands import CommandInvocation, CommandReply, CommandSpec
-from rules.hookspecs import OptionError, RuleDescription, hookimpl
-from rules.model import CommandHelp, RuleContext, Verdict
+from merge_assist import (
+    CommandHelp,
+    CommandInvocation,
+    CommandReply,
+    CommandSpec,
+    OptionError,
+    RuleContext,
+    RuleDescription,
+    Verdict,
+    hookimpl,
+)
 
 RULE = "ticket_reference"
 DEFAULT_PATTERN = r"\b[A-Z][A-Z0-9]+-\d+\b"

@@ -7,9 +7,9 @@ from typing import Any, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from bot.app import create_app
-from bot.runtime import Runtime
-from bot.settings import Settings
+from merge_assist.bot.app import create_app
+from merge_assist.bot.runtime import Runtime
+from merge_assist.bot.settings import Settings
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import time
 import jwt
 import pytest
 
-from bot.settings import Secret
-from rules.model import LaneKey, Priority
+from merge_assist.bot.settings import Secret
+from merge_assist.rules.model import LaneKey, Priority
 
 JWT_SECRET = "jwt-test-secret-long-enough-for-hs256"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.dispatch import EventHandler
-from storage import Store, migrate
+from merge_assist.bot.dispatch import EventHandler
+from merge_assist.storage import Store, migrate
 
 NOTE = json.loads((Path(__file__).parent / "fixtures" / "note_on_merge_request.json").read_text())
 

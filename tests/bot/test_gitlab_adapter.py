@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.gitlab import PythonGitlabAdapter
+from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from gitlab_sim.sample import make_team
 from gitlab_sim.state import DEVELOPER
-from rules.errors import HeadMoved, NotFound
+from merge_assist.rules.errors import HeadMoved, NotFound
 
 
 @pytest.fixture

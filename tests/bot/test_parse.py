@@ -1,6 +1,6 @@
 import pytest
 
-from bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
+from merge_assist.bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
 
 KNOWN = ["merge", "cancel", "priority", "retry", "status", "help"]
 

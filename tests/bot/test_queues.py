@@ -7,7 +7,7 @@ import threading
 import pytest
 import redis
 
-from adapters.queues import InProcessQueue, QueueUnavailable, RedisStreamQueue
+from merge_assist.adapters.queues import InProcessQueue, QueueUnavailable, RedisStreamQueue
 from tests.helpers import wait_for
 
 
@@ -113,7 +113,7 @@ def test_in_process_queue_gives_up_after_max_attempts():
 
 
 def test_note_limit_is_shared_by_every_process(redis_url, redis_prefix):
-    from adapters.queues import RedisNoteLimiter
+    from merge_assist.adapters.queues import RedisNoteLimiter
 
     first = RedisNoteLimiter(redis_url, redis_prefix, per_minute=5)
     second = RedisNoteLimiter(redis_url, redis_prefix, per_minute=5)
@@ -125,13 +125,13 @@ def test_note_limit_is_shared_by_every_process(redis_url, redis_prefix):
 
 
 def test_note_limiter_fails_open_without_redis():
-    from adapters.queues import RedisNoteLimiter
+    from merge_assist.adapters.queues import RedisNoteLimiter
 
     assert RedisNoteLimiter("redis://127.0.0.1:1/0", "nowhere").try_acquire() is True
 
 
 def test_in_process_note_limiter_window():
-    from rules.feedback import NoteRateLimiter
+    from merge_assist.rules.feedback import NoteRateLimiter
 
     limiter = NoteRateLimiter(per_minute=2, window_seconds=0.2)
     assert [limiter.try_acquire() for _ in range(3)] == [True, True, False]

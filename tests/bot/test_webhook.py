@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from bot.app import create_app
-from bot.runtime import Runtime
-from bot.settings import Secret, Settings
+from merge_assist.bot.app import create_app
+from merge_assist.bot.runtime import Runtime
+from merge_assist.bot.settings import Secret, Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "global-webhook-secret"

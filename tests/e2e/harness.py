@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.embedded import BackgroundServer
-from bot.runtime import Runtime
-from bot.settings import Secret, Settings
+from merge_assist.bot.embedded import BackgroundServer
+from merge_assist.bot.runtime import Runtime
+from merge_assist.bot.settings import Secret, Settings
 from gitlab_sim import Simulator
 from gitlab_sim.sample import Team, make_team
 from gitlab_sim.state import MAINTAINER, User
-from rules.model import EntryState, QueueEntry
-from storage import Store, migrate
+from merge_assist.rules.model import EntryState, QueueEntry
+from merge_assist.storage import Store, migrate
 from tests.helpers import cli, free_port, http_ok, start_cli, wait_for
 
 WEBHOOK_SECRET = "e2e-webhook-secret"

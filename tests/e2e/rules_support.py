@@ -17,10 +17,10 @@ from typing import Any, Iterator
 
 import httpx
 
-from bot.embedded import BackgroundServer
-from bot.runtime import Runtime
+from merge_assist.bot.embedded import BackgroundServer
+from merge_assist.bot.runtime import Runtime
 from gitlab_sim import Simulator
-from rules.config import REPO_CONFIG_FILE
+from merge_assist.rules.config import REPO_CONFIG_FILE
 from tests.e2e.harness import WEBHOOK_SECRET, Bot, World, bot_settings
 from tests.helpers import wait_for
 

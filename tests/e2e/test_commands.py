@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from gitlab_sim import PipelinePlan, Simulator
-from rules.model import EntryState, LaneKey, Priority
+from merge_assist.rules.model import EntryState, LaneKey, Priority
 from tests.e2e.harness import Bot, World, start_embedded
 from tests.helpers import wait_for
 

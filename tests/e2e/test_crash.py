@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from gitlab_sim import Simulator
-from rules.model import EntryState
+from merge_assist.rules.model import EntryState
 from tests.e2e.harness import Bot, World, logs, make_world, start_production, start_worker
 from tests.helpers import wait_for
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gitlab_sim import PipelinePlan
-from rules.model import EntryState, LaneKey
+from merge_assist.rules.model import EntryState, LaneKey
 from tests.e2e.harness import Bot, World
 from tests.helpers import wait_for
 

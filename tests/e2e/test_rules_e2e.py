@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gitlab_sim import Simulator
-from rules.hookspecs import hookimpl
-from rules.model import EntryState, LaneKey
+from merge_assist.rules.hookspecs import hookimpl
+from merge_assist.rules.model import EntryState, LaneKey
 from tests.e2e.harness import Bot, World
 from tests.e2e.rules_support import (
     SettableClock, commit_config, installed_example_plugin, metric_samples, runtime_of, start_bot,

@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.settings import Secret
-from bot.slack import parse_slack_text
+from merge_assist.bot.settings import Secret
+from merge_assist.bot.slack import parse_slack_text
 from gitlab_sim import Simulator
-from rules.model import EntryState
+from merge_assist.rules.model import EntryState
 from tests.e2e.harness import Bot, World, start_embedded
 from tests.helpers import wait_for
 

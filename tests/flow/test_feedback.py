@@ -1,6 +1,6 @@
 """Comments stay within the note rate limit: "queued" comments give way, outcomes wait for a slot."""
 
-from rules.feedback import Feedback, NoteRateLimiter
+from merge_assist.rules.feedback import Feedback, NoteRateLimiter
 from tests.flow.test_lane_driver import FakeGitLab
 
 

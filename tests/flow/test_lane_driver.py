@@ -11,15 +11,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-import plugins
-from rules.engine import RuleEngine
-from rules.errors import HeadMoved, NotMergeable, RebaseRefused, TransientGitLabError
-from rules.feedback import Feedback
-from rules.flow import BUSY_RETRY_SECONDS, POLL_SECONDS, TRANSIENT_RETRY_SECONDS, FlowDeps, LaneDriver
-from rules.metrics import MetricsRegistry
-from rules.model import Approvals, EntryState, LaneKey, MergeRequest, Pipeline, Priority, Project
-from rules.plugins import build_plugin_manager
-from storage import Store, migrate
+from merge_assist import plugins
+from merge_assist.rules.engine import RuleEngine
+from merge_assist.rules.errors import HeadMoved, NotMergeable, RebaseRefused, TransientGitLabError
+from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.flow import BUSY_RETRY_SECONDS, POLL_SECONDS, TRANSIENT_RETRY_SECONDS, FlowDeps, LaneDriver
+from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.model import Approvals, EntryState, LaneKey, MergeRequest, Pipeline, Priority, Project
+from merge_assist.rules.plugins import build_plugin_manager
+from merge_assist.storage import Store, migrate
 
 SHA1, SHA2 = "1" * 40, "2" * 40
 

@@ -6,9 +6,9 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from bot.app import create_app
-from bot.runtime import Runtime
-from bot.settings import load_settings
+from merge_assist.bot.app import create_app
+from merge_assist.bot.runtime import Runtime
+from merge_assist.bot.settings import load_settings
 from tests.helpers import cli, free_port, http_ok, start_cli, wait_for
 
 
@@ -62,7 +62,7 @@ def test_create_admin_reads_password_from_file_and_grant(tmp_path):
     unknown = cli(["grant", "viewer", "--gitlab-user", "alice", "--project", "acme/app"], tmp_path)
     assert unknown.returncode == 2 and "unknown project 'acme/app'" in unknown.stderr
 
-    from storage import Store
+    from merge_assist.storage import Store
 
     store = Store.open(f"sqlite:///{tmp_path / 'merge-assist.db'}")
     assert store.users.verify_password("root", "s3cret-password") is not None
@@ -79,7 +79,7 @@ def test_error_page_and_logs_never_show_secrets(tmp_path, caplog):
     secret_file.write_text("webhook-secret-value")
     settings = load_settings({"MERGE_ASSIST_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
                               "MERGE_ASSIST_WEBHOOK_SECRET_FILE": str(secret_file)})
-    from bot.logs import configure_logging
+    from merge_assist.bot.logs import configure_logging
 
     handler = configure_logging(settings)
     stream = io.StringIO()

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from bot.logs import MASK, RedactingFormatter
-from bot.settings import Secret, SettingsError, load_settings
+from merge_assist.bot.logs import MASK, RedactingFormatter
+from merge_assist.bot.settings import Secret, SettingsError, load_settings
 
 
 def test_defaults_are_embedded_sqlite():

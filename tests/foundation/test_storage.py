@@ -1,11 +1,11 @@
 import pytest
 from sqlalchemy import inspect, select
 
-from rules.model import Actor, EntryState, LaneKey, Priority
-from storage import Store, migrate
-from storage.audit import AuditLogImmutable
-from storage.models import AuditRecord
-from storage.queue import AlreadyQueued
+from merge_assist.rules.model import Actor, EntryState, LaneKey, Priority
+from merge_assist.storage import Store, migrate
+from merge_assist.storage.audit import AuditLogImmutable
+from merge_assist.storage.models import AuditRecord
+from merge_assist.storage.queue import AlreadyQueued
 
 TABLES = {"users", "roles", "role_grants", "projects", "lanes", "queue_entries", "webhook_deliveries",
           "audit_log", "alembic_version"}
@@ -100,7 +100,7 @@ def test_queue_order_and_one_active_entry_per_mr(store):
 
 
 def test_lane_lease_is_exclusive_and_fenced(store):
-    from rules.errors import LeaseLost
+    from merge_assist.rules.errors import LeaseLost
 
     lane = LaneKey(3, "main")
     entry = store.queue.add_entry(3, 1, "main", Priority.NORMAL, "a")
@@ -172,8 +172,8 @@ def test_old_delivery_keys_are_forgotten(store):
 
     from sqlalchemy import update
 
-    from storage.models import WebhookDelivery
-    from storage.types import utcnow
+    from merge_assist.storage.models import WebhookDelivery
+    from merge_assist.storage.types import utcnow
 
     store.deliveries.mark("idem:old", "Note Hook")
     store.deliveries.mark("idem:new", "Note Hook")

@@ -8,11 +8,11 @@ from typing import Any, Callable
 
 import pytest
 
-from plugins import BUILTIN_PLUGINS
-from rules.engine import RuleEngine
-from rules.metrics import MetricsRegistry
-from rules.model import Approvals, MergeRequest, Pipeline, Project, RuleContext
-from rules.plugins import build_plugin_manager
+from merge_assist.plugins import BUILTIN_PLUGINS
+from merge_assist.rules.engine import RuleEngine
+from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project, RuleContext
+from merge_assist.rules.plugins import build_plugin_manager
 
 SHA = "a" * 40
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)  # a Wednesday

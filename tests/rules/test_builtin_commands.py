@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rules.commands import CommandInvocation
-from rules.hookspecs import AuthRequest
-from rules.model import Actor, Priority
+from merge_assist.rules.commands import CommandInvocation
+from merge_assist.rules.hookspecs import AuthRequest
+from merge_assist.rules.model import Actor, Priority
 
 ALICE = Actor(gitlab_user_id=1, username="alice")
 UNLINKED_SLACK = Actor(gitlab_user_id=None, username="bob@slack", channel="slack")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.model import Approvals, Outcome, Pipeline, Priority
+from merge_assist.rules.model import Approvals, Outcome, Pipeline, Priority
 
 SHA = "a" * 40  # the sha of the merge request built by make_context
 

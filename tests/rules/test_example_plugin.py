@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from plugins import BUILTIN_PLUGINS
-from rules.commands import CommandInvocation
-from rules.engine import RuleEngine
-from rules.help import render_help
-from rules.metrics import MetricsRegistry
-from rules.model import Actor, Outcome
-from rules.plugins import build_plugin_manager
+from merge_assist.plugins import BUILTIN_PLUGINS
+from merge_assist.rules.commands import CommandInvocation
+from merge_assist.rules.engine import RuleEngine
+from merge_assist.rules.help import render_help
+from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.model import Actor, Outcome
+from merge_assist.rules.plugins import build_plugin_manager
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "merge_assist_example_plugin"
 MODULE = "merge_assist_ticket_rule"

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from plugins.freeze import FreezeWindow, parse_window
-from rules.hookspecs import OptionError
-from rules.model import Outcome
-from plugins import freeze
+from merge_assist.plugins.freeze import FreezeWindow, parse_window
+from merge_assist.rules.hookspecs import OptionError
+from merge_assist.rules.model import Outcome
+from merge_assist.plugins import freeze
 
 UTC = timezone.utc
 WEEKEND = "Friday 13:00 - Monday 09:00"

@@ -6,10 +6,10 @@ import types
 
 import pytest
 
-from plugins import BUILTIN_PLUGINS, approvals
-from rules.hookspecs import RuleDescription, hookimpl
-from rules.model import Outcome, Verdict
-from rules.plugins import PluginSetupError, build_plugin_manager
+from merge_assist.plugins import BUILTIN_PLUGINS, approvals
+from merge_assist.rules.hookspecs import RuleDescription, hookimpl
+from merge_assist.rules.model import Outcome, Verdict
+from merge_assist.rules.plugins import PluginSetupError, build_plugin_manager
 
 
 def test_builtins_register_under_their_module_name():
@@ -33,7 +33,7 @@ class LenientApprovals:
 
 
 def test_an_installed_plugin_with_a_builtin_name_replaces_it(make_engine, make_context):
-    from rules.model import Approvals
+    from merge_assist.rules.model import Approvals
 
     engine = make_engine(LenientApprovals())
     assert engine._pm.get_plugin("approvals") is not approvals

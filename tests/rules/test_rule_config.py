@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rules.config import ConfigError, RepoConfigCache, parse_yaml_layer, resolve_config
-from rules.errors import NotFound
-from rules.model import Approvals, Outcome, Project
+from merge_assist.rules.config import ConfigError, RepoConfigCache, parse_yaml_layer, resolve_config
+from merge_assist.rules.errors import NotFound
+from merge_assist.rules.model import Approvals, Outcome, Project
 
 PROJECT = Project(id=7, path="team/app", default_branch="main")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import types
 
-from rules.commands import CommandInvocation, CommandRefused, CommandReply
-from rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
-from rules.model import Actor, Approvals, Outcome, Priority, Verdict
+from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply
+from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
+from merge_assist.rules.model import Actor, Approvals, Outcome, Priority, Verdict
 
 ALICE = Actor(gitlab_user_id=1, username="alice")
 
@@ -69,7 +69,7 @@ def test_on_error_hold_turns_a_crash_into_wait(make_engine, make_context):
 
 def crashing_builtin() -> types.ModuleType:
     """A module registered like the built-ins, whose checks and authorization raise."""
-    module = types.ModuleType("plugins.flaky")
+    module = types.ModuleType("merge_assist.plugins.flaky")
     module.merge_assist_describe_rule = hookimpl(lambda: RuleDescription("flaky", "Crashes."))
     module.merge_assist_check_merge = hookimpl(lambda context: 1 / 0)
     module.merge_assist_authorize = hookimpl(lambda request: 1 / 0)
@@ -77,7 +77,7 @@ def crashing_builtin() -> types.ModuleType:
 
 
 def test_a_crashing_builtin_holds_the_lane_by_default(make_engine, make_context):
-    from plugins import BUILTIN_PLUGINS
+    from merge_assist.plugins import BUILTIN_PLUGINS
 
     engine = make_engine(builtins=BUILTIN_PLUGINS + (crashing_builtin(),))
     decision = engine.check_merge(make_context())
@@ -87,7 +87,7 @@ def test_a_crashing_builtin_holds_the_lane_by_default(make_engine, make_context)
 
 
 def test_a_crashing_builtin_authorization_denies(make_engine):
-    from plugins import BUILTIN_PLUGINS
+    from merge_assist.plugins import BUILTIN_PLUGINS
 
     engine = make_engine(builtins=BUILTIN_PLUGINS + (crashing_builtin(),))
     decision = engine.authorize(auth_request())

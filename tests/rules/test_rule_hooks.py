@@ -6,11 +6,11 @@ import ast
 import inspect
 from pathlib import Path
 
-from rules import hookspecs
-from rules.commands import CommandInvocation, CommandReply, CommandSpec
-from rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
-from plugins import draft
-from rules.model import Actor, CommandHelp, Outcome, Priority, Verdict
+from merge_assist.rules import hookspecs
+from merge_assist.rules.commands import CommandInvocation, CommandReply, CommandSpec
+from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
+from merge_assist.plugins import draft
+from merge_assist.rules.model import Actor, CommandHelp, Outcome, Priority, Verdict
 
 ALICE = Actor(gitlab_user_id=1, username="alice")
 

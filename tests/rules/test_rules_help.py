@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rules.commands import CommandReply, CommandSpec
-from rules.help import render_help, render_status
-from rules.hookspecs import RuleDescription, hookimpl
-from rules.model import CommandHelp, Decision, Verdict
+from merge_assist.rules.commands import CommandReply, CommandSpec
+from merge_assist.rules.help import render_help, render_status
+from merge_assist.rules.hookspecs import RuleDescription, hookimpl
+from merge_assist.rules.model import CommandHelp, Decision, Verdict
 
 
 class Extra:

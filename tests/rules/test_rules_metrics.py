@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rules.metrics import REGISTRY, MetricsRegistry
+from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
 
 
 def test_counter_with_labels_renders_in_exposition_format():

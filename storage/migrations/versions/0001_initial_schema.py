@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import storage.types
+from merge_assist.storage import types as storage_types
 
 revision = '0001'
 down_revision = None
@@ -20,7 +20,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', storage_types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=255), nullable=False),
     sa.Column('actor_gitlab_id', sa.BigInteger(), nullable=True),
     sa.Column('channel', sa.String(length=32), nullable=False),
@@ -41,7 +41,7 @@ def upgrade() -> None:
     sa.Column('paused', sa.Boolean(), nullable=False),
     sa.Column('lease_holder', sa.String(length=255), nullable=True),
     sa.Column('lease_token', sa.BigInteger(), nullable=False),
-    sa.Column('lease_expires_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', storage_types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('project_id', 'target_branch')
     )
     op.create_table('projects',
@@ -50,7 +50,7 @@ def upgrade() -> None:
     sa.Column('webhook_secret_sha256', sa.String(length=64), nullable=True),
     sa.Column('settings', sa.JSON(), nullable=False),
     sa.Column('paused', sa.Boolean(), nullable=False),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage_types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('projects', schema=None) as batch_op:
@@ -70,8 +70,8 @@ def upgrade() -> None:
     sa.Column('tested_sha', sa.String(length=64), nullable=True),
     sa.Column('pipeline_id', sa.BigInteger(), nullable=True),
     sa.Column('merge_commit_sha', sa.String(length=64), nullable=True),
-    sa.Column('enqueued_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('enqueued_at', storage_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', storage_types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('queue_entries', schema=None) as batch_op:
@@ -93,7 +93,7 @@ def upgrade() -> None:
     sa.Column('gitlab_user_id', sa.BigInteger(), nullable=True),
     sa.Column('gitlab_username', sa.String(length=255), nullable=True),
     sa.Column('slack_user_id', sa.String(length=64), nullable=True),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage_types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('gitlab_user_id'),
     sa.UniqueConstraint('slack_user_id'),
@@ -105,7 +105,7 @@ def upgrade() -> None:
     op.create_table('webhook_deliveries',
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('event', sa.String(length=64), nullable=False),
-    sa.Column('received_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', storage_types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
@@ -117,7 +117,7 @@ def upgrade() -> None:
     sa.Column('role_id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.BigInteger(), nullable=True),
     sa.Column('granted_by', sa.String(length=255), nullable=False),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage_types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['role_id'], ['roles.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
