@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from merge_assist.bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
 from merge_assist.rules.model import Actor, LaneKey
+from merge_assist.rules.ports import EventQueue
 from merge_assist.rules.service import CommandService
 from merge_assist.storage import Store
 
@@ -24,11 +25,26 @@ CONFIG_FILE = ".merge-assist.yml"
 
 
 class Lanes(Protocol):
-    """What events ask of the lanes (bot.worker.LaneScheduler)."""
+    """What events ask of the lanes: bot.worker.LaneScheduler does it, LaneWaker asks for it
+    through the queue (so no lane work runs inside a command or under a delivery's claim)."""
 
     def drive(self, lane: LaneKey) -> None: ...
 
     def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None: ...
+
+
+class LaneWaker:
+    """Publishes lane work as queue events; a consumer (maybe in another process) carries it out."""
+
+    def __init__(self, queue: EventQueue) -> None:
+        self._queue = queue
+
+    def drive(self, lane: LaneKey) -> None:
+        self._queue.publish({"kind": "wake", "project_id": lane.project_id, "target_branch": lane.target_branch})
+
+    def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None:
+        self._queue.publish({"kind": "job_failed", "project_id": lane.project_id,
+                             "target_branch": lane.target_branch, "sha": sha, "job": job_name})
 
 FINAL_PIPELINE_STATUSES = frozenset({"success", "failed", "canceled", "skipped", "manual"})
 
@@ -66,12 +82,13 @@ def touches_config(push: dict[str, Any]) -> bool:
 class EventHandler:
     """Handles one event; safe to call from several threads and processes at once."""
 
-    def __init__(self, store: Store, commands: CommandService, lanes: Lanes, *,
+    def __init__(self, store: Store, commands: CommandService, lanes: Lanes, waker: Lanes, *,
                  bot_user_id: Callable[[], int | None], on_config_changed: Callable[[int], None],
                  claim_seconds: float = 15.0) -> None:
         self._store = store
         self._commands = commands
         self._lanes = lanes
+        self._waker = waker
         self._bot_user_id = bot_user_id
         self._config_changed = on_config_changed
         # A claim older than this is taken as abandoned by a dead worker (keep it below the
@@ -86,6 +103,9 @@ class EventHandler:
             self._chat_command(event)
         elif kind == "wake":
             self._lanes.drive(LaneKey(int(event["project_id"]), str(event["target_branch"])))
+        elif kind == "job_failed":
+            self._lanes.job_failed(LaneKey(int(event["project_id"]), str(event["target_branch"])),
+                                   str(event["sha"]), str(event["job"]))
         else:
             log.warning("ignoring event of unknown kind %r", kind)
 
@@ -164,14 +184,14 @@ class EventHandler:
         iid = (body.get("merge_request") or {}).get("iid")
         for lane in self._store.queue.lanes_for(project_id, sha=sha, mr_iid=iid):
             if body.get("object_kind") == "build" and sha:
-                self._lanes.job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
+                self._waker.job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
             else:
-                self._lanes.drive(lane)
+                self._waker.drive(lane)
 
     def _wake_project(self, project_id: int, only_branch: str | None = None) -> None:
         for lane in self._store.queue.waiting_lanes():
             if lane.project_id == project_id and only_branch in (None, lane.target_branch):
-                self._lanes.drive(lane)
+                self._waker.drive(lane)
 
     # -- chat and API commands ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
 from merge_assist.bot.config import ProjectConfig, load_server_config
-from merge_assist.bot.dispatch import EventHandler
+from merge_assist.bot.dispatch import EventHandler, LaneWaker
 from merge_assist.bot.settings import Settings
 from merge_assist.bot.webhook_auth import WebhookAuth
 from merge_assist.bot.worker import LaneScheduler, Worker
@@ -97,17 +97,14 @@ class Runtime:
         self.config = ProjectConfig(gitlab, self.engine, store.projects, feedback,
                                     load_server_config(settings.server_config_file))
         queue_store: Any = store.queue
-        if settings.failpoint:
-            from merge_assist.bot.failpoints import CrashingQueue
-
-            queue_store = CrashingQueue(store.queue, settings.failpoint)
         flow = FlowDeps(gitlab=gitlab, store=queue_store, engine=self.engine, config=self.config,
                         clock=clock, feedback=feedback)
         scheduler = LaneScheduler(flow, settings.lease_seconds, settings.recheck_seconds)
+        waker = LaneWaker(self.queue)
         commands = CommandService(CommandDeps(
             flow=flow, roles=store.users, audit=store.audit, history=queue_store,
-            wake=lambda entry: scheduler.drive(entry.lane)))
-        self.handler = EventHandler(store, commands, scheduler, bot_user_id=self._bot_user_id,
+            wake=lambda entry: waker.drive(entry.lane)))
+        self.handler = EventHandler(store, commands, scheduler, waker, bot_user_id=self._bot_user_id,
                                     on_config_changed=self.config.invalidate,
                                     claim_seconds=settings.queue_reclaim_seconds / 2)
         if run_workers:

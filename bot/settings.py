@@ -66,7 +66,6 @@ class Settings:
     lease_seconds: float = 60.0
     server_config_file: Path | None = None
     queue_reclaim_seconds: float = 30.0
-    failpoint: str | None = None  # crash tests only, see bot/failpoints.py
 
     @property
     def is_embedded(self) -> bool:
@@ -158,7 +157,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "lease_seconds": _parse(env, "LEASE_SECONDS", _positive(float), "a positive number of seconds"),
         "server_config_file": _parse(env, "SERVER_CONFIG_FILE", Path, "a file path"),
         "queue_reclaim_seconds": _parse(env, "QUEUE_RECLAIM_SECONDS", _positive(float), "a positive number of seconds"),
-        "failpoint": _read(env, "FAILPOINT"),
     }
     for secret_name in ("GITLAB_TOKEN", "WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "JWT_SECRET"):
         values[secret_name.lower()] = _read_secret(env, secret_name)

@@ -40,6 +40,10 @@ class LeaseLost(RuntimeError):
     """The lane's lease moved to another holder; this worker must stop acting on the lane."""
 
 
+class IllegalTransition(ValueError):
+    """A move that the lane's transition table (rules/lane_machine.py) does not allow: a bug."""
+
+
 class AlreadyQueuedError(RuntimeError):
     """The MR already has an active queue entry (two deliveries raced)."""
 

@@ -1,10 +1,12 @@
-"""The lane driver: moves the head of a lane through the persisted merge state machine.
+"""The lane executor: carries out what the planner (rules/lane_plan.py) decides, one action at a time.
 
-queued → (rebasing) → waiting_pipeline → merging → merged, or failed / cancelled with a reason.
-Every transition is committed (with its audit record) before the next side effect, and every
-step starts from a fresh read of the merge request, so a worker killed anywhere resumes from the
-stored state: an entry found in `merging` whose MR is already merged is recorded as merged, never
-merged again; GitLab's `sha` check makes a repeated merge call safe.
+Every action that changes an entry is a compare-and-set transition (rules/lane_machine.py's
+table) on the state the snapshot was read in and on the lane's fencing token, committed with its
+audit record before the next side effect. A refused compare-and-set (a cancel came first, another
+worker moved the entry) means: read the lane again and plan again. Every step starts from a fresh
+read of the merge request, so a worker killed anywhere resumes from the stored state: an entry
+found in `merging` whose MR is already merged is recorded as merged, never merged again; GitLab's
+`sha` check makes a repeated merge call safe.
 """
 
 from __future__ import annotations
@@ -14,26 +16,26 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Protocol
 
+from merge_assist.rules import lane_plan as actions
 from merge_assist.rules.engine import RuleEngine, RuleOptions
 from merge_assist.rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
 from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.lane_plan import LaneSnapshot, head_of, plan
 from merge_assist.rules.metrics import REGISTRY
 from merge_assist.rules.model import (
-    Approvals, EntryState, LaneKey, MergeRequest, Outcome, Project, QueueEntry, RuleContext,
+    Approvals, EntryState, LaneKey, MergeRequest, Project, QueueEntry, RuleContext,
 )
-from merge_assist.rules.ports import Clock, GitLabPort, LaneLeases, QueueStore
+from merge_assist.rules.ports import Clock, GitLabPort, LaneLeases, QueueStore, Refused
 
 log = logging.getLogger("merge_assist.flow")
 
 CONTINUE = -1.0
 """A step result meaning: look at the lane again now."""
-POLL_SECONDS = 2.0
+POLL_SECONDS = actions.POLL_SECONDS
 BUSY_RETRY_SECONDS = 1.0
 TRANSIENT_RETRY_SECONDS = 15.0
 MAX_STEPS_PER_DRIVE = 25
-MAX_MERGE_ATTEMPTS = 3
-MID_ACTION = (EntryState.REBASING, EntryState.MERGING)
-SETTLING_STATUSES = {"unchecked", "checking", "preparing", "approvals_syncing", "cannot_be_merged_recheck"}
+MAX_MERGE_ATTEMPTS = actions.MAX_MERGE_ATTEMPTS
 
 MERGES = REGISTRY.counter("merge_assist_merges_total", "Merge requests merged by the queue.", ("project",))
 FAILURES = REGISTRY.counter("merge_assist_failures_total", "Queue entries that ended failed.", ("project",))
@@ -99,12 +101,9 @@ class LaneDriver:
                 return BUSY_RETRY_SECONDS
             try:
                 for _ in range(MAX_STEPS_PER_DRIVE):
-                    entries = self.deps.store.lane_entries(lane)
-                    if not entries:
+                    head = head_of(self.deps.store.lane_entries(lane))
+                    if head is None:
                         return None
-                    # Priority decides, except that an entry in the middle of a rebase or a merge
-                    # keeps its turn: a more urgent one may overtake one that waits for its pipeline.
-                    head = next((e for e in entries if e.state in MID_ACTION), entries[0])
                     wake = self._step(head, fence)
                     if wake != CONTINUE:
                         return wake
@@ -139,97 +138,105 @@ class LaneDriver:
             except LeaseLost:
                 return
 
-    # -- one step ---------------------------------------------------------------------------
+    # -- one step: snapshot, plan, act ------------------------------------------------------
 
     def _step(self, entry: QueueEntry, fence: int) -> float | None:
-        gitlab, store = self.deps.gitlab, self.deps.store
-        mr = gitlab.get_merge_request(entry.project_id, entry.mr_iid)
-        project = gitlab.get_project(entry.project_id)
-        if mr.state == "merged":
-            how = "merged" if entry.state is EntryState.MERGING else "merged outside the queue"
-            self._finish_merged(entry, fence, mr.merge_commit_sha, how)
-            return CONTINUE
-        if mr.state != "opened":
-            store.transition(entry.id, EntryState.CANCELLED, f"the merge request was {mr.state}", fence=fence)
-            return CONTINUE
-        if entry.state is EntryState.REBASING:
-            if mr.rebase_in_progress:
-                return POLL_SECONDS
-            if mr.merge_error:
-                return self._fail(entry, fence, project, mr,
-                                  f"GitLab could not rebase it ({mr.merge_error}). Rebase locally and push.")
-            entry = store.transition(entry.id, EntryState.WAITING_PIPELINE,
-                                     f"rebased; waiting for the pipeline of {mr.sha[:12]}", fence=fence,
-                                     tested_sha=mr.sha)
-        if mr.detailed_merge_status in SETTLING_STATUSES:
-            return POLL_SECONDS
-        if self._needs_rebase(project, mr):
-            return self._rebase(entry, fence, project, mr)
-        options = self.deps.config.options_for(project, mr)
-        context = rule_context(self.deps, project, mr, entry, store.lane_paused(entry.lane))
-        decision = self.deps.engine.check_merge(context, options)
-        if decision.outcome is Outcome.REFUSE:
-            return self._fail(entry, fence, project, mr, decision.explain(), context, options)
-        if entry.state is EntryState.QUEUED or entry.tested_sha != mr.sha:
-            reason = (f"the source branch moved to {mr.sha[:12]}; validating again"
-                      if entry.tested_sha and entry.tested_sha != mr.sha else f"validating {mr.sha[:12]}")
-            entry = store.transition(entry.id, EntryState.WAITING_PIPELINE, reason, fence=fence, tested_sha=mr.sha)
-        if decision.outcome is Outcome.WAIT:
-            why = decision.explain()
-            if entry.reason != why:
-                store.transition(entry.id, entry.state, why, fence=fence)
-            return None
-        return self._merge(entry, fence, project, mr, context, options)
+        gitlab = self.deps.gitlab
+        snapshot = LaneSnapshot(entry, gitlab.get_merge_request(entry.project_id, entry.mr_iid),
+                                gitlab.get_project(entry.project_id))
+        action = plan(snapshot)
+        context: RuleContext | None = None
+        options: RuleOptions | None = None
+        if isinstance(action, actions.CheckRules):
+            options = self.deps.config.options_for(snapshot.project, snapshot.mr)
+            context = rule_context(self.deps, snapshot.project, snapshot.mr, entry,
+                                   self.deps.store.lane_paused(entry.lane))
+            snapshot = LaneSnapshot(entry, snapshot.mr, snapshot.project,
+                                    self.deps.engine.check_merge(context, options))
+            action = plan(snapshot)
+        return self._act(action, snapshot, fence, context, options)
 
-    @staticmethod
-    def _needs_rebase(project: Project, mr: MergeRequest) -> bool:
-        return project.merge_method in ("ff", "rebase_merge") and mr.detailed_merge_status == "need_rebase"
+    def _act(self, action: actions.Action, snap: LaneSnapshot, fence: int, context: RuleContext | None,
+             options: RuleOptions | None) -> float | None:
+        entry, mr, project = snap.entry, snap.mr, snap.project
+        if isinstance(action, actions.Wait):
+            return action.seconds
+        if isinstance(action, actions.RecordMerged):
+            self._finish_merged(entry, fence, action.merge_commit_sha, action.reason)
+            return CONTINUE
+        if isinstance(action, actions.Cancel):
+            self._move(entry, EntryState.CANCELLED, action.reason, fence)
+            return CONTINUE
+        if isinstance(action, actions.Fail):
+            return self._fail(entry, fence, project, mr, action.reason, context, options)
+        if isinstance(action, actions.Rebase):
+            return self._rebase(entry, fence, project, mr, action.reason)
+        if isinstance(action, actions.Validate):
+            self._move(entry, EntryState.WAITING_PIPELINE, action.reason, fence, tested_sha=action.sha)
+            return CONTINUE
+        if isinstance(action, actions.NoteReason):
+            moved = self._move(entry, EntryState.WAITING_PIPELINE, action.reason, fence)
+            return CONTINUE if isinstance(moved, Refused) else None
+        if isinstance(action, actions.Merge):
+            assert context is not None and options is not None, "a merge is planned only after the rules passed"
+            return self._merge(entry, fence, project, mr, action, context, options)
+        raise TypeError(f"no executor for {type(action).__name__}")
 
-    def _rebase(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest) -> float | None:
-        if entry.attempts >= MAX_MERGE_ATTEMPTS:
-            return self._fail(entry, fence, project, mr,
-                              f"the target branch kept moving ({entry.attempts} rebases). Try again later.")
-        self.deps.store.transition(entry.id, EntryState.REBASING, f"bringing it up to date with {mr.target_branch}",
-                                   fence=fence, attempts=entry.attempts + 1)
+    def _move(self, entry: QueueEntry, to: EntryState, reason: str, fence: int,
+              **fields: Any) -> QueueEntry | Refused:
+        """Compare-and-set from the state the step read; a refusal means plan again."""
+        moved = self.deps.store.transition(entry.id, entry.state, to, reason, fence=fence, **fields)
+        if isinstance(moved, Refused):
+            log.info("lane %s: !%s moved on (%s); planning again", entry.lane, entry.mr_iid, moved.reason)
+        return moved
+
+    def _rebase(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str) -> float | None:
+        moved = self._move(entry, EntryState.REBASING, reason, fence, attempts=entry.attempts + 1)
+        if isinstance(moved, Refused):
+            return CONTINUE
         try:
             self.deps.gitlab.rebase(project.id, mr.iid)
         except RebaseRefused as exc:
-            return self._fail(entry, fence, project, mr, f"GitLab would not rebase it: {exc.message}")
+            return self._fail(moved, fence, project, mr, f"GitLab would not rebase it: {exc.message}")
         return POLL_SECONDS
 
-    def _merge(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest,
+    def _merge(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, action: actions.Merge,
                context: RuleContext, options: RuleOptions) -> float | None:
-        store = self.deps.store
-        entry = store.transition(entry.id, EntryState.MERGING, f"merging {mr.sha[:12]}", fence=fence,
-                                 tested_sha=mr.sha)
+        if entry.state is not EntryState.MERGING:
+            # The compare-and-set that a cancel races with: once it succeeds, no cancel can.
+            moved = self._move(entry, EntryState.MERGING, action.reason, fence, tested_sha=action.sha)
+            if isinstance(moved, Refused):
+                return CONTINUE
+            entry = moved
         self.deps.engine.before_merge(context, options)
         squash = _merge_setting(options, "squash")
         try:
-            result = self.deps.gitlab.merge(project.id, mr.iid, sha=mr.sha, squash=squash)
+            result = self.deps.gitlab.merge(project.id, mr.iid, sha=action.sha, squash=squash)
         except HeadMoved:
-            store.transition(entry.id, EntryState.WAITING_PIPELINE,
-                             "the source branch moved just before merging; validating again", fence=fence)
+            self._move(entry, EntryState.WAITING_PIPELINE,
+                       "the source branch moved just before merging; validating again", fence)
             return CONTINUE
         except NotMergeable as exc:
             attempts = entry.attempts + 1
             if attempts >= MAX_MERGE_ATTEMPTS:
                 return self._fail(entry, fence, project, mr,
                                   f"GitLab refused the merge {attempts} times ({exc.status}: {exc.message}).")
-            store.transition(entry.id, EntryState.QUEUED,
-                             f"GitLab refused the merge ({exc.status}); checking again", fence=fence, attempts=attempts)
+            self._move(entry, EntryState.QUEUED, f"GitLab refused the merge ({exc.status}); checking again", fence,
+                       attempts=attempts)
             return CONTINUE
         if result.state != "merged":
             result = self.deps.gitlab.get_merge_request(project.id, mr.iid)
         if result.state != "merged":
-            store.transition(entry.id, EntryState.QUEUED, "GitLab accepted the merge but did not merge; checking again",
-                             fence=fence, attempts=entry.attempts + 1)
+            self._move(entry, EntryState.QUEUED, "GitLab accepted the merge but did not merge; checking again", fence,
+                       attempts=entry.attempts + 1)
             return CONTINUE
         self._finish_merged(entry, fence, result.merge_commit_sha, "merged", context, options)
         return CONTINUE
 
     def _finish_merged(self, entry: QueueEntry, fence: int, sha: str | None, how: str,
                        context: RuleContext | None = None, options: RuleOptions | None = None) -> None:
-        self.deps.store.transition(entry.id, EntryState.MERGED, how, fence=fence, merge_commit_sha=sha)
+        if isinstance(self._move(entry, EntryState.MERGED, how, fence, merge_commit_sha=sha), Refused):
+            return
         MERGES.inc(project=str(entry.project_id))
         if context is not None:
             self.deps.engine.after_merge(context, sha, options)
@@ -238,7 +245,8 @@ class LaneDriver:
 
     def _fail(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str,
               context: RuleContext | None = None, options: RuleOptions | None = None) -> float:
-        self.deps.store.transition(entry.id, EntryState.FAILED, reason, fence=fence)
+        if isinstance(self._move(entry, EntryState.FAILED, reason, fence), Refused):
+            return CONTINUE
         FAILURES.inc(project=str(entry.project_id))
         context = context or rule_context(self.deps, project, mr, entry)
         self.deps.engine.merge_failed(context, reason, options)

@@ -13,9 +13,11 @@ from merge_assist.rules.flow import FlowDeps, rule_context
 from merge_assist.rules.help import render_help, render_status
 from merge_assist.rules.hookspecs import ACCESS_DEVELOPER, AuthDecision, AuthRequest
 from merge_assist.rules.model import PRIORITY_ROLES, Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
-from merge_assist.rules.ports import AuditLog
+from merge_assist.rules.lane_machine import Mover, command_may_cancel
+from merge_assist.rules.ports import AuditLog, Refused
 
 log = logging.getLogger("merge_assist.commands")
+CANCEL_ATTEMPTS = 5
 
 
 class RoleLookup(Protocol):
@@ -85,7 +87,11 @@ class CommandService:
             merge_request=mr))
         if not reply.ok:
             reply = CommandReply(f"@{actor.username} {reply.text}", ok=False)
-        return self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
+        answered = self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
+        # Lanes are woken only now, so the command's audit record precedes any work it causes.
+        for entry in services.wakes:
+            self.deps.wake(entry)
+        return answered
 
     def _authorize(self, spec: CommandSpec, args: tuple[str, ...], actor: Actor, mr: MergeRequest,
                    roles: frozenset[str]) -> AuthDecision:
@@ -130,6 +136,7 @@ class MergeRequestServices:
         self._note_id = note_id
         self._roles = roles
         self.replied = False
+        self.wakes: list[QueueEntry] = []
 
     @property
     def _project(self) -> Project:
@@ -172,7 +179,7 @@ class MergeRequestServices:
         position, size = self._place(entry)
         self._flow.feedback.queued(mr.project_id, mr.iid, position, size, mr.target_branch)
         self.replied = True
-        self._deps.wake(entry)
+        self.wakes.append(entry)
         return f"Queued with priority {priority.label}: position {position} of {size} in `{mr.target_branch}`."
 
     def _capped(self, requested: Priority, adjusted: Priority) -> Priority:
@@ -183,28 +190,47 @@ class MergeRequestServices:
         return adjusted
 
     def cancel(self) -> str:
-        entry = self._active()
-        if entry is None:
-            return f"!{self._mr.iid} is not in the queue."
-        if entry.state is EntryState.MERGING:
-            raise CommandRefused(f"!{self._mr.iid} is being merged right now; it is too late to cancel.")
-        self._flow.store.transition(entry.id, EntryState.CANCELLED, f"cancelled by @{self._actor.username}")
-        self._deps.wake(entry)
-        return f"Removed !{self._mr.iid} from the `{entry.target_branch}` queue."
+        """A compare-and-set on the state we read: it either lands before the lane's move to
+        `merging` (and the lane's next compare-and-set fails, so nothing merges), or the lane got
+        there first and the answer says so."""
+        for _ in range(CANCEL_ATTEMPTS):
+            entry = self._active()
+            if entry is None:
+                return self._not_queued_text()
+            if not command_may_cancel(entry.state):
+                raise CommandRefused(f"!{self._mr.iid} is already merging; it is too late to cancel.")
+            moved = self._flow.store.transition(entry.id, entry.state, EntryState.CANCELLED,
+                                                f"cancelled by @{self._actor.username}", mover=Mover.COMMAND,
+                                                actor=self._actor)
+            if not isinstance(moved, Refused):
+                self.wakes.append(entry)
+                return f"Removed !{self._mr.iid} from the `{entry.target_branch}` queue."
+        raise CommandRefused(f"!{self._mr.iid} keeps changing state; try `cancel` again in a moment.")
+
+    def _not_queued_text(self) -> str:
+        last = self._deps.history.latest_entry_for(self._mr.project_id, self._mr.iid)
+        if last is not None and last.state is EntryState.MERGED:
+            return f"!{self._mr.iid} is already merged."
+        return f"!{self._mr.iid} is not in the queue."
 
     def set_priority(self, priority: Priority) -> str:
         entry = self._active()
         if entry is None:
             return f"!{self._mr.iid} is not in the queue; use `/merge-assist merge --priority {priority.label}`."
-        entry = self._flow.store.set_priority(entry.id, priority)
-        self._deps.audit.record(self._actor, "priority", _target(entry.project_id, entry.mr_iid), "ok", priority.label)
-        return f"Priority set to {priority.label}: {self._position_text(entry)}."
+        moved = self._flow.store.set_priority(entry.id, priority, actor=self._actor)
+        if isinstance(moved, Refused):
+            return f"!{self._mr.iid} has left the queue ({moved.reason}); its priority no longer matters."
+        self.wakes.append(moved)
+        return f"Priority set to {priority.label}: {self._position_text(moved)}."
 
     def retry(self) -> str:
         if self._active() is not None:
             return f"!{self._mr.iid} is already queued."
         last = self._deps.history.latest_entry_for(self._mr.project_id, self._mr.iid)
-        return self.enqueue(last.priority if last else Priority.NORMAL)
+        priority = last.priority if last else Priority.NORMAL
+        if priority > Priority.NORMAL and not self._roles & PRIORITY_ROLES:
+            priority = Priority.NORMAL  # a raised priority is kept only for those who may raise it
+        return self.enqueue(priority)
 
     def status(self) -> str:
         project, mr = self._project, self._mr

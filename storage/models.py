@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from merge_assist.rules.lane_machine import ACTIVE_STATES
 from merge_assist.storage.types import UTCDateTime, utcnow
 
 ROLE_NAMES = ("admin", "project_owner", "priority_manager", "viewer")
-ACTIVE_STATES_SQL = "state IN ('queued', 'rebasing', 'waiting_pipeline', 'merging')"
+ACTIVE_STATES_SQL = "state IN ({})".format(", ".join(f"'{state.value}'" for state in ACTIVE_STATES))
 
 
 class Base(DeclarativeBase):

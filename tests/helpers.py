@@ -38,11 +38,11 @@ def cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeou
 
 
 def start_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None,
-              log_path: Path | None = None) -> subprocess.Popen[bytes]:
+              log_path: Path | None = None, module: str = "merge_assist.bot.cli") -> subprocess.Popen[bytes]:
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     environment = clean_env(env)
     environment["PYTHONPATH"] = str(REPO)
-    return subprocess.Popen([sys.executable, "-m", "merge_assist.bot.cli", *args], cwd=cwd, env=environment,
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=environment,
                             stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -49,7 +49,7 @@ def handler(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(store.db)
     commands = SlowCommands()
-    handler = EventHandler(store, commands, NoLanes(), bot_user_id=lambda: None, on_config_changed=lambda pid: None,
+    handler = EventHandler(store, commands, NoLanes(), NoLanes(), bot_user_id=lambda: None, on_config_changed=lambda pid: None,
                            claim_seconds=30)
     return handler, commands
 

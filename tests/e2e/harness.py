@@ -124,8 +124,10 @@ def production_env(sim: Simulator, world: World, database_url: str, redis_url: s
 def start_worker(bot: Bot, log_name: str = "worker.log", extra_env: dict[str, str] | None = None,
                  ) -> subprocess.Popen[bytes]:
     assert bot.workdir is not None
-    process = start_cli(["worker"], cwd=bot.workdir, env={**bot.env, **(extra_env or {})},
-                        log_path=bot.workdir / log_name)
+    env = {**bot.env, **(extra_env or {})}
+    # Crash tests run the worker through a test-only entry point that installs the failpoint.
+    module = "tests.e2e.failpoint_worker" if "MERGE_ASSIST_FAILPOINT" in env else "merge_assist.bot.cli"
+    process = start_cli(["worker"], cwd=bot.workdir, env=env, log_path=bot.workdir / log_name, module=module)
     bot.processes.append(process)
     return process
 

@@ -90,7 +90,7 @@ def test_queue_order_and_one_active_entry_per_mr(store):
     assert [e.mr_iid for e in store.queue.lane_entries(lane)] == [12, 11, 10]
     with pytest.raises(AlreadyQueued):
         store.queue.add_entry(1, 10, "main", Priority.HIGH, "a")
-    store.queue.transition(urgent.id, EntryState.MERGED, "merged")
+    store.queue.transition(urgent.id, EntryState.QUEUED, EntryState.MERGED, "merged")
     assert [e.mr_iid for e in store.queue.lane_entries(lane)] == [11, 10]
     assert store.queue.add_entry(1, 12, "main", Priority.NORMAL, "c").state is EntryState.QUEUED
     assert sorted(str(l) for l in store.queue.waiting_lanes()) == ["1:main", "1:release"]
@@ -108,7 +108,7 @@ def test_lane_lease_is_exclusive_and_fenced(store):
     assert first is not None
     assert store.queue.acquire(lane, "worker-b", 30) is None
     assert store.queue.acquire(lane, "worker-a", 30) == first
-    store.queue.transition(entry.id, EntryState.WAITING_PIPELINE, fence=first)
+    store.queue.transition(entry.id, EntryState.QUEUED, EntryState.WAITING_PIPELINE, fence=first)
     assert store.queue.acquire(lane, "worker-c", -1) is None  # still held by a
     store.queue.release(lane, "worker-a")
     second = store.queue.acquire(lane, "worker-b", 0.0)  # expires at once: stealable
@@ -116,7 +116,7 @@ def test_lane_lease_is_exclusive_and_fenced(store):
     third = store.queue.acquire(lane, "worker-c", 30)
     assert third == second + 1
     with pytest.raises(LeaseLost):
-        store.queue.transition(entry.id, EntryState.MERGING, fence=second)
+        store.queue.transition(entry.id, EntryState.WAITING_PIPELINE, EntryState.MERGING, fence=second)
     assert store.queue.get_entry(entry.id).state is EntryState.WAITING_PIPELINE
 
 
