@@ -81,6 +81,8 @@ class CommandService:
             self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid), "refused", decision.reason)
             reply = CommandReply(f"@{actor.username} you may not run `{name}` here: {decision.reason}", ok=False)
             return self._answer(actor, project_id, iid, reply, name, post_reply, audited=True)
+        # Recorded before anything the command does, so the audit shows cause before effect.
+        self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid), "received", " ".join(args)[:500])
         services = MergeRequestServices(self, actor, mr, note_id, roles)
         reply = flow.engine.run_command(CommandInvocation(
             name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services,

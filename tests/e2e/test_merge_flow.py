@@ -126,7 +126,7 @@ def test_duplicate_deliveries_act_once(bot: Bot, world: World) -> None:
     finish_pipelines(world)
     bot.wait_state(world, iid, EntryState.MERGED)
     assert len(bot.entries(iid, world.project.id)) == 1
-    commands = [a for a in bot.store.audit.entries(target=f"{world.project.id}!{iid}") if a.action == "command:merge"]
+    commands = [a for a in bot.store.audit.entries(target=f"{world.project.id}!{iid}") if a.action == "command:merge" and a.outcome == "ok"]
     assert len(commands) == 1
 
 
