@@ -66,7 +66,7 @@ def test_broken_marker_fails_wherever_it_goes_and_failures_report_within_the_ran
     sim.clock.advance(DURATION)
     pipelines = sim.pipelines(world.project)
     assert {p.status for p in pipelines} == {"failed"}
-    reported = [min(j.finished_at for j in p.jobs if j.status == "failed") - p.started_at  # type: ignore[operator]
+    reported = [min(j.finished_at for j in p.jobs if j.status == "failed") - p.started_at
                 for p in pipelines]
     assert all(0.2 * DURATION <= r <= DURATION for r in reported)
     assert len({round(r, 3) for r in reported}) > 1, "failure times are drawn, not fixed"
