@@ -2,11 +2,12 @@
 
 ``git http-backend`` runs ``git receive-pack``, which runs these hooks (found through
 ``core.hooksPath``, set only for smart-HTTP pushes, so the simulator's own plumbing never
-triggers them). The pre-receive hook refuses, for the whole push as GitLab does:
+triggers them). The pre-receive hook refuses, for the whole push and in the order of GitLab's
+``Gitlab::Checks::BranchCheck``:
 
-- pushes to a protected branch by a user below its ``push_access_level``,
 - force-pushes (non-fast-forward updates) to a protected branch without ``allow_force_push``,
-- deleting a protected branch.
+- deleting a protected branch (GitLab allows it only in the web UI or API),
+- pushes to a protected branch by a user below its ``push_access_level`` (0: no one).
 
 The post-receive hook writes what git really applied, plus the push options
 (``git push -o ci.skip``), to a report file the simulator reads after the push.
@@ -34,17 +35,17 @@ while read -r old new ref; do
   branch=${{ref#refs/heads/}}
   [ "$branch" = "$ref" ] && continue
   case " $SIM_PROTECTED " in *" $branch "*) ;; *) continue ;; esac
+  if [ "$old" != "$zero" ] && [ "$new" != "$zero" ] && ! git merge-base --is-ancestor "$old" "$new"; then
+    case " $SIM_FORCE_ALLOWED " in *" $branch "*) ;; *)
+      echo "{NO_FORCE_PUSH}" >&2; status=1; continue ;;
+    esac
+  fi
   if [ "$new" = "$zero" ]; then
     echo "{NO_DELETE}" >&2; status=1; continue
   fi
   case " $SIM_PUSH_DENIED " in *" $branch "*)
-    echo "{NOT_ALLOWED}" >&2; status=1; continue ;;
+    echo "{NOT_ALLOWED}" >&2; status=1 ;;
   esac
-  if [ "$old" != "$zero" ] && ! git merge-base --is-ancestor "$old" "$new"; then
-    case " $SIM_FORCE_ALLOWED " in *" $branch "*) ;; *)
-      echo "{NO_FORCE_PUSH}" >&2; status=1 ;;
-    esac
-  fi
 done
 exit $status
 """
