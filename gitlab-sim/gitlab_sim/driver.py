@@ -122,10 +122,10 @@ class Simulator:
             return project
 
     def protect_branch(self, project: Project, name: str, merge_access_level: int = MAINTAINER,
-                       push_access_level: int = MAINTAINER) -> ProtectedBranch:
+                       push_access_level: int = MAINTAINER, allow_force_push: bool = False) -> ProtectedBranch:
         with self.state.lock:
             rule = ProtectedBranch(self.state.next_id("protected_branch"), name, merge_access_level,
-                                   push_access_level)
+                                   push_access_level, allow_force_push)
             project.protected_branches[name] = rule
             return rule
 

@@ -77,6 +77,24 @@ def commit(backend: Backend, proj: Project, sha: str) -> JSON:
     }
 
 
+def commit_detail(backend: Backend, proj: Project, sha: str) -> JSON:
+    """``GET /repository/commits/:sha``: the commit plus stats and its latest pipeline.
+    Like GitLab, no tree id: clients compare trees with git."""
+    numstat = backend.repo(proj).out("diff-tree", "--root", "--no-commit-id", "-r", "--numstat",
+                                     "-m", "--first-parent", sha)
+    counts = [line.split("\t")[:2] for line in numstat.splitlines() if line]
+    additions = sum(int(a) for a, _ in counts if a.isdigit())
+    deletions = sum(int(d) for _, d in counts if d.isdigit())
+    with backend.state.lock:
+        pipelines = [p for p in backend.state.pipelines.values()
+                     if p.project_id == proj.id and p.sha == sha]
+    last = max(pipelines, key=lambda p: p.id, default=None)
+    return {**commit(backend, proj, sha), "project_id": proj.id, "trailers": {},
+            "stats": {"additions": additions, "deletions": deletions, "total": additions + deletions},
+            "status": last.status if last else None,
+            "last_pipeline": pipeline_basic(backend, last) if last else None}
+
+
 def branch(backend: Backend, proj: Project, name: str, sha: str, viewer: User) -> JSON:
     protected = proj.protected_branches.get(name)
     return {
