@@ -77,6 +77,8 @@ def _crash_decision(answerer: Answerer, exc: Exception) -> AuthDecision | None:
 
 
 def _priority(answerer: Answerer, value: object) -> Priority:
+    if not isinstance(value, int):
+        raise _wrong_type(value, Priority)
     try:
         return Priority(value)
     except ValueError:

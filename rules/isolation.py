@@ -21,7 +21,7 @@ import logging
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Iterator, Mapping
+from typing import Any, Callable, Generator, Iterator, Mapping, cast
 
 from pluggy import HookImpl
 
@@ -132,7 +132,7 @@ def _with_own_options(args: tuple[object, ...], context_index: int | None,
         return args
     context = args[context_index]
     # Each rule sees its own options; a copy, so a rule changing them changes nobody else's.
-    own = replace(context, options=dict(answerer.options))  # type: ignore[type-var]
+    own = replace(cast(Any, context), options=dict(answerer.options))
     return args[:context_index] + (own,) + args[context_index + 1:]
 
 
@@ -170,9 +170,8 @@ def isolate(impl: HookImpl, hook_name: str, recorder: CrashRecorder) -> None:
         answerer = call.answerer(impl.plugin_name)
         if answerer is None or not answerer.enabled:
             return (yield)
-        return (yield from _isolated_teardown(
-            function(*_with_own_options(args, context_index, answerer), **kwargs), call, answerer,
-        ))
+        teardown = function(*_with_own_options(args, context_index, answerer), **kwargs)
+        return (yield from _isolated_teardown(cast(Generator[None, object, object], teardown), call, answerer))
 
     # HookImpl.function is pluggy's documented attribute for the implementation; pluggy reads
     # argument names from the original function, so the isolating one only forwards them.
