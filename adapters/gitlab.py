@@ -57,6 +57,13 @@ class _TTLCache:
             self._items[key] = (time.monotonic(), value)
 
 
+def _json_object(data: object) -> dict[str, Any]:
+    """A JSON object answer; python-gitlab types answers loosely (object, list or response)."""
+    if not isinstance(data, dict):
+        raise GitLabError(None, f"expected a JSON object from GitLab, got {type(data).__name__}")
+    return data
+
+
 def _pipeline(data: dict[str, Any] | None) -> Pipeline | None:
     if not data:
         return None
@@ -103,7 +110,7 @@ class PythonGitlabAdapter:
 
     def current_user(self) -> tuple[int, str]:
         if self._me is None:
-            data = self._call(lambda: self._gl.http_get("/user"))
+            data = _json_object(self._call(lambda: self._gl.http_get("/user")))
             self._me = (int(data["id"]), str(data["username"]))
         return self._me
 
@@ -120,7 +127,7 @@ class PythonGitlabAdapter:
         return project
 
     def _fetch_project(self, id_or_encoded_path: str) -> Project:
-        data = self._call(lambda: self._gl.http_get(f"/projects/{id_or_encoded_path}"))
+        data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{id_or_encoded_path}")))
         return Project(
             id=int(data["id"]), path=str(data["path_with_namespace"]),
             default_branch=str(data.get("default_branch") or "main"),
@@ -131,19 +138,19 @@ class PythonGitlabAdapter:
         )
 
     def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
-        data = self._call(lambda: self._gl.http_get(
-            f"/projects/{project_id}/merge_requests/{iid}", query_data={"include_rebase_in_progress": "true"}))
+        data = _json_object(self._call(lambda: self._gl.http_get(
+            f"/projects/{project_id}/merge_requests/{iid}", query_data={"include_rebase_in_progress": "true"})))
         return merge_request_from_json(data)
 
     def get_approvals(self, project_id: int, iid: int) -> Approvals:
-        data = self._call(lambda: self._gl.http_get(f"/projects/{project_id}/merge_requests/{iid}/approvals"))
+        data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/merge_requests/{iid}/approvals")))
         approved_by = tuple(str((a.get("user") or {}).get("username", "")) for a in data.get("approved_by") or ())
         return Approvals(approvals_required=int(data.get("approvals_required") or 0),
                          approvals_left=int(data.get("approvals_left") or 0), approved_by=approved_by)
 
     def get_access_level(self, project_id: int, user_id: int) -> int:
         try:
-            data = self._call(lambda: self._gl.http_get(f"/projects/{project_id}/members/all/{user_id}"))
+            data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/members/all/{user_id}")))
         except NotFound:
             return 0
         if data.get("state", "active") != "active":
@@ -171,15 +178,17 @@ class PythonGitlabAdapter:
                 raw=True))
         except NotFound:
             return None
+        if not isinstance(raw, requests.Response):
+            raise GitLabError(None, f"expected the raw file from GitLab, got {type(raw).__name__}")
         return raw.content.decode("utf-8", errors="replace")
 
     def get_branch_sha(self, project_id: int, branch: str) -> str:
-        data = self._call(lambda: self._gl.http_get(
-            f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}"))
+        data = _json_object(self._call(lambda: self._gl.http_get(
+            f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}")))
         return str(data["commit"]["id"])
 
     def get_pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
-        data = self._call(lambda: self._gl.http_get(f"/projects/{project_id}/pipelines/{pipeline_id}"))
+        data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/pipelines/{pipeline_id}")))
         pipeline = _pipeline(data)
         assert pipeline is not None
         return pipeline
@@ -197,8 +206,8 @@ class PythonGitlabAdapter:
         if squash is not None:
             body["squash"] = squash
         try:
-            data = self._call(lambda: self._gl.http_put(
-                f"/projects/{project_id}/merge_requests/{iid}/merge", post_data=body))
+            data = _json_object(self._call(lambda: self._gl.http_put(
+                f"/projects/{project_id}/merge_requests/{iid}/merge", post_data=body)))
         except GitLabError as exc:
             if exc.status == 409:
                 raise HeadMoved(409, exc.message) from None
@@ -208,8 +217,8 @@ class PythonGitlabAdapter:
         return merge_request_from_json(data)
 
     def post_note(self, project_id: int, iid: int, body: str) -> int:
-        data = self._call(lambda: self._gl.http_post(
-            f"/projects/{project_id}/merge_requests/{iid}/notes", post_data={"body": body}))
+        data = _json_object(self._call(lambda: self._gl.http_post(
+            f"/projects/{project_id}/merge_requests/{iid}/notes", post_data={"body": body})))
         return int(data["id"])
 
     def award_emoji(self, project_id: int, iid: int, note_id: int | None, name: str) -> None:

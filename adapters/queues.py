@@ -9,7 +9,7 @@ import threading
 import logging
 import queue
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import redis
 
@@ -17,6 +17,8 @@ from merge_assist.rules.feedback import PollingLimiter
 
 log = logging.getLogger("merge_assist.queue")
 Handler = Callable[[dict[str, Any]], None]
+StreamMessages = list[tuple[bytes, dict[bytes, bytes] | None]]
+"""Stream entries as redis-py returns them (fields are None for an entry deleted meanwhile)."""
 
 
 class QueueUnavailable(RuntimeError):
@@ -134,7 +136,8 @@ class RedisStreamQueue:
                 if time.monotonic() - last_reclaim > self._reclaim_idle_ms / 2000:
                     last_reclaim = time.monotonic()
                     self._reclaim(handler, consumer)
-                batches = self._redis.xreadgroup(self._group, consumer, {self.stream: ">"}, count=10, block=500)
+                batches = cast(list[tuple[bytes, StreamMessages]], self._redis.xreadgroup(
+                    self._group, consumer, {self.stream: ">"}, count=10, block=500))
             except redis.RedisError as exc:
                 log.warning("redis unavailable (%s); retrying", type(exc).__name__)
                 self._group_ready = False
@@ -142,7 +145,8 @@ class RedisStreamQueue:
                 continue
             for _stream, messages in batches or []:
                 for message_id, fields in messages:
-                    self._handle(handler, message_id, fields)
+                    if fields is not None:
+                        self._handle(handler, message_id, fields)
 
     def _handle(self, handler: Handler, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         try:
@@ -163,13 +167,14 @@ class RedisStreamQueue:
             self.stream, self._group, consumer, min_idle_time=self._reclaim_idle_ms, start_id="0-0", count=50)
         if not messages:
             return
-        counts = {p["message_id"]: p["times_delivered"] for p in self._redis.xpending_range(
-            self.stream, self._group, min="-", max="+", count=500, consumername=consumer)}
-        for message_id, fields in messages:
+        pending = cast(list[dict[str, Any]], self._redis.xpending_range(
+            self.stream, self._group, min="-", max="+", count=500, consumername=consumer))
+        counts: dict[bytes, int] = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        for message_id, fields in cast(StreamMessages, messages):
             if fields is None:
                 continue
             if counts.get(message_id, 0) > self._max_deliveries:
-                self._redis.xadd(self.dead_letters, fields)
+                self._redis.xadd(self.dead_letters, cast(dict[Any, Any], fields))
                 self._redis.xack(self.stream, self._group, message_id)
                 log.error("moved message %s to %s after %d deliveries", message_id, self.dead_letters,
                           counts[message_id])

@@ -7,11 +7,14 @@ import getpass
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from merge_assist.bot.runtime import SchemaRefused
 from merge_assist.bot.settings import Settings, SettingsError, load_settings
 from merge_assist.rules.config import ConfigError
+
+if TYPE_CHECKING:
+    from merge_assist.storage import Store
 
 log = logging.getLogger("merge_assist.cli")
 
@@ -84,7 +87,7 @@ def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _project_id(settings: Settings, store, project: str) -> int:  # type: ignore[no-untyped-def]
+def _project_id(settings: Settings, store: Store, project: str) -> int:
     """A project given as a numeric id or as `group/name` (known to the bot or to GitLab)."""
     if project.isdigit():
         return int(project)

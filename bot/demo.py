@@ -161,7 +161,7 @@ def _play(team: Team, runtime: Runtime, server: BackgroundServer, keep_running: 
     if merged:
         print(f"  GitLab API requests by the bot: {_api_requests_by(team)} "
               f"for {len(merged)} merged MRs ({_api_requests_by(team) / len(merged):.1f} per merged MR)")
-    print(f"  main now at {sim.branch_head(project, 'main')[:12]} in {sim.repo(project).path}")
+    print(f"  main now at {(sim.branch_head(project, 'main') or '')[:12]} in {sim.repo(project).path}")
     if keep_running:
         print(f"\nThe dashboard stays up at {server.url}/ ; press Ctrl-C to stop.")
         while True:

@@ -184,12 +184,12 @@ def merge_assist_authorize(request: AuthRequest) -> AuthDecision | None:
 
 
 @hookspec
-def merge_assist_register_commands() -> list[CommandSpec]:
+def merge_assist_register_commands() -> list[CommandSpec] | None:
     """Offer commands (`/merge-assist <name> ...`) with their help and handler.
 
     Fires once when the engine builds its command table.
 
-    :return: the commands this plugin offers (possibly empty).
+    :return: the commands this plugin offers (possibly empty; None offers none).
 
     Results combine into one table by command name; when two plugins offer the same name the
     later registered one (third-party plugins register after built-ins) wins.

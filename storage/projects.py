@@ -67,7 +67,7 @@ class ProjectRepository:
         with self._db.session() as session:
             rows = session.execute(select(ManagedProject.id, ManagedProject.webhook_secret_sha256)
                                    .where(ManagedProject.webhook_secret_sha256.is_not(None)))
-            return {pid: digest for pid, digest in rows}
+            return {pid: digest for pid, digest in rows if digest is not None}
 
     def set_paused(self, project_id: int, paused: bool) -> None:
         with self._db.session() as session:
