@@ -141,7 +141,7 @@ class Worker:
 
     def _consume(self) -> None:
         name = threading.current_thread().name
-        self._queue.consume(self._handler, stop=self._stopping.is_set, consumer=holder_id(name))  # type: ignore[call-arg]
+        self._queue.consume(self._handler, stop=self._stopping.is_set, consumer=holder_id(name))
 
     def recheck_now(self) -> None:
         """Look at lanes with queued work that nothing woke for a while (lost webhooks, freezes).

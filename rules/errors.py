@@ -6,6 +6,11 @@ at HTTP status codes of a particular client library.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from merge_assist.rules.model import QueueEntry
+
 
 class GitLabError(Exception):
     """GitLab answered with an error the merge flow has no special handling for."""
@@ -47,6 +52,6 @@ class IllegalTransition(ValueError):
 class AlreadyQueuedError(RuntimeError):
     """The MR already has an active queue entry (two deliveries raced)."""
 
-    def __init__(self, entry: object) -> None:
+    def __init__(self, entry: QueueEntry) -> None:
         super().__init__("already queued")
         self.entry = entry

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 # The states and their allowed moves live in one table: rules/lane_machine.py.
-from merge_assist.rules.lane_machine import ACTIVE_STATES, EntryState
+from merge_assist.rules.lane_machine import ACTIVE_STATES as ACTIVE_STATES
+from merge_assist.rules.lane_machine import EntryState as EntryState
 
 
 class Priority(enum.IntEnum):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from merge_assist.rules.errors import AlreadyQueuedError, IllegalTransition, LeaseLost
 from merge_assist.rules.lane_machine import Mover, allowed
@@ -34,6 +35,11 @@ def _entry(row: QueueEntryRow) -> QueueEntry:
         enqueued_at=row.enqueued_at, updated_at=row.updated_at, reason=row.reason, attempts=row.attempts,
         tested_sha=row.tested_sha, pipeline_id=row.pipeline_id, note_id=row.note_id,
     )
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (a CursorResult's rowcount; Session.execute is typed as Result)."""
+    return int(result.rowcount)
 
 
 def _audit(actor: Actor | None, action: str, row: QueueEntryRow, outcome: str, detail: str) -> AuditRecord:
@@ -122,9 +128,9 @@ class QueueRepository:
                                         Lane.target_branch == QueueEntryRow.target_branch,
                                         Lane.lease_token == fence))
         with self._db.session() as session:
-            moved = session.execute(update(QueueEntryRow).where(*guard).values(
+            moved = _rowcount(session.execute(update(QueueEntryRow).where(*guard).values(
                 state=to.value, reason=reason, updated_at=utcnow(), **fields,
-            ).execution_options(synchronize_session=False)).rowcount
+            ).execution_options(synchronize_session=False)))
             row = session.get(QueueEntryRow, entry_id, populate_existing=True)
             if row is None:
                 raise KeyError(entry_id)
@@ -145,9 +151,9 @@ class QueueRepository:
 
     def set_priority(self, entry_id: int, priority: Priority, actor: Actor | None = None) -> QueueEntry | Refused:
         with self._db.session() as session:
-            moved = session.execute(update(QueueEntryRow).where(
+            moved = _rowcount(session.execute(update(QueueEntryRow).where(
                 QueueEntryRow.id == entry_id, QueueEntryRow.state.in_(ACTIVE),
-            ).values(priority=int(priority), updated_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+            ).values(priority=int(priority), updated_at=utcnow()).execution_options(synchronize_session=False)))
             row = session.get(QueueEntryRow, entry_id, populate_existing=True)
             if row is None:
                 raise KeyError(entry_id)
@@ -204,14 +210,14 @@ class QueueRepository:
             Lane.lease_holder == holder,
         )).values(lease_holder=holder, lease_expires_at=expires, lease_token=Lane.lease_token + 1)
         with self._db.session() as session:
-            renewed = session.execute(update(Lane).where(key, Lane.lease_holder == holder, Lane.lease_expires_at > now)
-                                      .values(lease_expires_at=expires)).rowcount
-            if not renewed and not session.execute(take).rowcount:
+            renewed = _rowcount(session.execute(update(Lane).where(key, Lane.lease_holder == holder, Lane.lease_expires_at > now)
+                                      .values(lease_expires_at=expires)))
+            if not renewed and not _rowcount(session.execute(take)):
                 if session.get(Lane, (lane.project_id, lane.target_branch)) is not None:
                     return None  # held by another worker
                 self._ensure_lane(session, lane.project_id, lane.target_branch)
                 session.flush()
-                if not session.execute(take).rowcount:
+                if not _rowcount(session.execute(take)):
                     return None
             return session.scalar(select(Lane.lease_token).where(key))
 
@@ -223,7 +229,7 @@ class QueueRepository:
             ).values(lease_holder=None, lease_expires_at=None))
 
     @staticmethod
-    def _ensure_lane(session: Any, project_id: int, target_branch: str) -> Lane:
+    def _ensure_lane(session: Session, project_id: int, target_branch: str) -> Lane:
         lane = session.get(Lane, (project_id, target_branch))
         if lane is None:
             lane = Lane(project_id=project_id, target_branch=target_branch, paused=False, lease_token=0)
@@ -232,4 +238,5 @@ class QueueRepository:
                     session.add(lane)
             except IntegrityError:
                 lane = session.get(Lane, (project_id, target_branch))
+        assert lane is not None, "the lane row exists once its insert conflicted"
         return lane

@@ -121,7 +121,9 @@ def race(bot: Bot, barrier: Path, world: World, case: Case) -> None:
     merged = world.sim.merge_request(project, iid).state == "merged"
     assert merged is (case.ends is EntryState.MERGED), f"{case.id}: MR state in GitLab"
     if case.reply is not None:
-        assert any(case.reply in note for note in world.notes(iid)), f"{case.id}: reply {case.reply!r}"
+        reply = case.reply
+        wait_for(lambda: any(reply in note for note in world.notes(iid)), timeout=20,
+                 message=f"{case.id}: the reply {reply!r}")
     if case.action == "push":
         head = world.sim.branch_head(project, "main")
         assert world.sim.repo(project).read_file(head, f"{branch}-pushed.txt") is not None, \
