@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import json
@@ -13,6 +14,7 @@ from typing import Any, Callable
 
 import redis
 
+from merge_assist.adapters.failures import failure_reason, is_poison
 from merge_assist.rules.feedback import PollingLimiter
 
 log = logging.getLogger("merge_assist.queue")
@@ -27,7 +29,8 @@ class InProcessQueue:
     """A thread-safe FIFO for embedded mode.
 
     An event whose handler raises (the database briefly gone, say) is retried with a growing
-    delay, 1 s doubling to 60 s, for about ten minutes before it is logged and dropped.
+    delay, 1 s doubling to 60 s, for about ten minutes before it is logged and dropped. A poison
+    event (adapters.failures) is set aside in `dead_letters` after its first failure.
     """
 
     publish_waits_on_network = False
@@ -40,6 +43,7 @@ class InProcessQueue:
         self._max_attempts = max_attempts
         self._first_delay = first_delay
         self._max_delay = max_delay
+        self.dead_letters: collections.deque[tuple[dict[str, Any], str]] = collections.deque(maxlen=1000)
 
     def publish(self, event: dict[str, Any]) -> None:
         self._queue.put((event, 1))
@@ -65,8 +69,12 @@ class InProcessQueue:
                 continue
             try:
                 handler(event)
-            except Exception:
-                if attempt < self._max_attempts:
+            except Exception as exc:
+                if is_poison(exc):
+                    log.exception("event %s cannot be handled (%s); dead-lettered", event.get("kind"),
+                                  failure_reason(exc))
+                    self.dead_letters.append((event, failure_reason(exc)))
+                elif attempt < self._max_attempts:
                     log.exception("event handler failed (attempt %d) for %s; retrying", attempt, event.get("kind"))
                     self._retry_later(event, attempt)
                 else:
@@ -88,7 +96,8 @@ class RedisStreamQueue:
     A message is acknowledged only after its handler returned (so after the state change it made
     was committed); messages left pending by a dead consumer are reclaimed with XAUTOCLAIM after
     `reclaim_idle_ms`. A message that keeps failing (20 deliveries: about ten minutes of a GitLab
-    or database outage at the default reclaim time) is moved to a dead-letter stream.
+    or database outage at the default reclaim time) is moved to a dead-letter stream; a poison
+    message (adapters.failures) is moved there after its first failure, with the reason.
     """
 
     publish_waits_on_network = True
@@ -135,14 +144,14 @@ class RedisStreamQueue:
                     last_reclaim = time.monotonic()
                     self._reclaim(handler, consumer)
                 batches = self._redis.xreadgroup(self._group, consumer, {self.stream: ">"}, count=10, block=500)
+                for _stream, messages in batches or []:
+                    for message_id, fields in messages:
+                        self._handle(handler, message_id, fields)
             except redis.RedisError as exc:
+                # A message read but not acknowledged stays pending and is reclaimed later.
                 log.warning("redis unavailable (%s); retrying", type(exc).__name__)
                 self._group_ready = False
                 time.sleep(1.0)
-                continue
-            for _stream, messages in batches or []:
-                for message_id, fields in messages:
-                    self._handle(handler, message_id, fields)
 
     def _handle(self, handler: Handler, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         try:
@@ -153,9 +162,18 @@ class RedisStreamQueue:
             return
         try:
             handler(event)
-        except Exception:
-            log.exception("event handler failed for message %s (%s); left pending", message_id, event.get("kind"))
+        except Exception as exc:
+            if is_poison(exc):
+                log.exception("message %s (%s) cannot be handled; dead-lettered", message_id, event.get("kind"))
+                self._dead_letter(message_id, fields, failure_reason(exc))
+            else:
+                log.exception("event handler failed for message %s (%s); left pending", message_id,
+                              event.get("kind"))
             return
+        self._redis.xack(self.stream, self._group, message_id)
+
+    def _dead_letter(self, message_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
+        self._redis.xadd(self.dead_letters, {**fields, b"reason": reason.encode()})
         self._redis.xack(self.stream, self._group, message_id)
 
     def _reclaim(self, handler: Handler, consumer: str) -> None:
@@ -169,8 +187,7 @@ class RedisStreamQueue:
             if fields is None:
                 continue
             if counts.get(message_id, 0) > self._max_deliveries:
-                self._redis.xadd(self.dead_letters, fields)
-                self._redis.xack(self.stream, self._group, message_id)
+                self._dead_letter(message_id, fields, f"still failing after {counts[message_id]} deliveries")
                 log.error("moved message %s to %s after %d deliveries", message_id, self.dead_letters,
                           counts[message_id])
                 continue
