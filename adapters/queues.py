@@ -15,7 +15,6 @@ from typing import Any, Callable
 import redis
 
 from merge_assist.adapters.failures import failure_reason, is_poison
-from merge_assist.rules.feedback import PollingLimiter
 
 log = logging.getLogger("merge_assist.queue")
 Handler = Callable[[dict[str, Any]], None]
@@ -202,8 +201,9 @@ class RedisStreamQueue:
             return -1
 
 
-class RedisNoteLimiter(PollingLimiter):
-    """A sliding one-minute window of posted notes shared by every process through Redis.
+class RedisNoteLimiter:
+    """Sliding one-minute windows of posted notes shared by every process through Redis: one for
+    the bot, one per scope (a project), as in rules.feedback.NoteRateLimiter.
 
     GitLab.com allows 60 note creations a minute per user; with several workers posting as the
     same bot user, a per-process window is not enough. Fails open (allows) when Redis is down:
@@ -211,26 +211,36 @@ class RedisNoteLimiter(PollingLimiter):
     """
 
     _SCRIPT = """
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
-    if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    for i, key in ipairs(KEYS) do
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1] - ARGV[2])
+        if redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then return 0 end
+    end
+    for _, key in ipairs(KEYS) do
+        redis.call('ZADD', key, ARGV[1], ARGV[#KEYS + 3])
+        redis.call('PEXPIRE', key, ARGV[2])
+    end
     return 1
     """
 
-    def __init__(self, url: str, prefix: str, per_minute: int = 50, window_seconds: float = 60.0) -> None:
+    def __init__(self, url: str, prefix: str, per_minute: int = 50, window_seconds: float = 60.0,
+                 per_scope: int = 20) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._key = f"{prefix}:notes"
         self._per_minute = per_minute
+        self._per_scope = min(per_scope, per_minute)
         self._window_ms = int(window_seconds * 1000)
         self._script = self._redis.register_script(self._SCRIPT)
         self._sequence = itertools.count()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, scope: str = "") -> bool:
         now_ms = int(time.time() * 1000)
         member = f"{now_ms}-{id(self)}-{next(self._sequence)}"
+        keys, limits = [self._key], [self._per_minute]
+        if scope:
+            keys.append(f"{self._key}:{scope}")
+            limits.append(self._per_scope)
         try:
-            return bool(self._script(keys=[self._key], args=[now_ms, self._window_ms, self._per_minute, member]))
+            return bool(self._script(keys=keys, args=[now_ms, self._window_ms, *limits, member]))
         except redis.RedisError as exc:
             log.warning("note limiter unavailable (%s); allowing the note", type(exc).__name__)
             return True
