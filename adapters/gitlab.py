@@ -16,6 +16,10 @@ from merge_assist.rules.errors import GitLabError, HeadMoved, NotFound, NotMerge
 from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project
 
 T = TypeVar("T")
+ATTEMPTS = 3
+MAX_RETRY_WAIT_SECONDS = 5.0
+"""A worker waits at most this long for one Retry-After; a longer one fails the call as transient
+(the lane plans again later) instead of holding the thread."""
 CACHE_SECONDS = 300.0
 """Protected-branch rules: authorization depends on them, so they are kept only five minutes."""
 PROJECT_CACHE_SECONDS = 900.0
@@ -34,6 +38,47 @@ def _translate(exc: Exception) -> GitLabError:
             return TransientGitLabError(status, message)
         return GitLabError(status, message)
     return GitLabError(None, f"{type(exc).__name__}")
+
+
+class _BoundedRetries(gitlab.Gitlab):
+    """python-gitlab would sleep for whatever Retry-After says, ten times over, and crash on a
+    Retry-After that is a date; its own retries are off and `PythonGitlabAdapter._call` retries
+    with bounded waits instead. The last Retry-After seen by each thread is kept for it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_retry_after = threading.local()
+        self.session.hooks["response"].append(self._remember_retry_after)
+
+    def _remember_retry_after(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        self.last_retry_after.value = response.headers.get("Retry-After")
+
+    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.update(obey_rate_limit=False, retry_transient_errors=False, max_retries=0)
+        self.last_retry_after.value = None
+        return super().http_request(*args, **kwargs)
+
+    def retry_after(self) -> float | None:
+        raw = getattr(self.last_retry_after, "value", None)
+        try:
+            return max(0.0, float(raw)) if raw is not None else None
+        except ValueError:  # an HTTP date: not worth parsing for a wait this short
+            return None
+
+
+def retry_wait(error: GitLabError, attempt: int, retry_after: float | None, *, idempotent: bool) -> float | None:
+    """Seconds to wait before trying the call again, or None to give up now.
+
+    429 means GitLab did nothing, so any call may be repeated; after a 5xx or a timeout only a
+    read is repeated (a note or a merge might have happened). Retry-After is honoured up to
+    MAX_RETRY_WAIT_SECONDS; beyond that the call fails as transient at once.
+    """
+    if not isinstance(error, TransientGitLabError) or attempt >= ATTEMPTS:
+        return None
+    if error.status != 429 and not idempotent:
+        return None
+    wait = retry_after if retry_after is not None else 0.5 * 2 ** (attempt - 1)
+    return wait if wait <= MAX_RETRY_WAIT_SECONDS else None
 
 
 class _TTLCache:
@@ -95,18 +140,26 @@ class PythonGitlabAdapter:
     """Talks to GitLab over REST v4 with python-gitlab; caches what rarely changes for five minutes."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
-        self._gl = gitlab.Gitlab(url=url, private_token=token, timeout=timeout, retry_transient_errors=False)
+        self._gl = _BoundedRetries(url=url, private_token=token, timeout=timeout)
         self._projects = _TTLCache(PROJECT_CACHE_SECONDS)
         self._protected = _TTLCache(CACHE_SECONDS)
         self._me: tuple[int, str] | None = None
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except GitLabError:
-            raise
-        except (gle.GitlabError, requests.RequestException) as exc:
-            raise _translate(exc) from None
+    def _call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
+        """`fn`'s answer; GitLab's errors as rules.errors, after bounded retries (see retry_wait)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except GitLabError:
+                raise
+            except (gle.GitlabError, requests.RequestException) as exc:
+                error = _translate(exc)
+            wait = retry_wait(error, attempt, self._gl.retry_after(), idempotent=idempotent)
+            if wait is None:
+                raise error
+            time.sleep(wait)
 
     def current_user(self) -> tuple[int, str]:
         if self._me is None:
@@ -195,7 +248,8 @@ class PythonGitlabAdapter:
 
     def rebase(self, project_id: int, iid: int) -> None:
         try:
-            self._call(lambda: self._gl.http_put(f"/projects/{project_id}/merge_requests/{iid}/rebase"))
+            self._call(lambda: self._gl.http_put(f"/projects/{project_id}/merge_requests/{iid}/rebase"),
+                       idempotent=False)
         except GitLabError as exc:
             if exc.status in (403, 409):
                 raise RebaseRefused(exc.status, exc.message) from None
@@ -207,7 +261,7 @@ class PythonGitlabAdapter:
             body["squash"] = squash
         try:
             data = _json_object(self._call(lambda: self._gl.http_put(
-                f"/projects/{project_id}/merge_requests/{iid}/merge", post_data=body)))
+                f"/projects/{project_id}/merge_requests/{iid}/merge", post_data=body), idempotent=False))
         except GitLabError as exc:
             if exc.status == 409:
                 raise HeadMoved(409, exc.message) from None
@@ -218,14 +272,14 @@ class PythonGitlabAdapter:
 
     def post_note(self, project_id: int, iid: int, body: str) -> int:
         data = _json_object(self._call(lambda: self._gl.http_post(
-            f"/projects/{project_id}/merge_requests/{iid}/notes", post_data={"body": body})))
+            f"/projects/{project_id}/merge_requests/{iid}/notes", post_data={"body": body}), idempotent=False))
         return int(data["id"])
 
     def award_emoji(self, project_id: int, iid: int, note_id: int | None, name: str) -> None:
         path = f"/projects/{project_id}/merge_requests/{iid}"
         path += f"/notes/{note_id}/award_emoji" if note_id is not None else "/award_emoji"
         try:
-            self._call(lambda: self._gl.http_post(path, post_data={"name": name}))
+            self._call(lambda: self._gl.http_post(path, post_data={"name": name}), idempotent=False)
         except NotFound as exc:
             if "already been taken" not in exc.message:
                 raise

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from merge_assist.bot.runtime import SchemaRefused
-from merge_assist.bot.settings import Settings, SettingsError, load_settings
+from merge_assist.bot.settings import Settings, SettingsError, load_settings, redact_url
 from merge_assist.rules.config import ConfigError
 
 if TYPE_CHECKING:
@@ -193,10 +193,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[Settings, argparse.Namespace], int] = args.func
         return handler(settings, args)
     except (SettingsError, CliError, SchemaRefused, ConfigError) as exc:
-        print(f"merge-assist: {exc}", file=sys.stderr)
+        print(f"merge-assist: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - one redacted line instead of a traceback full of URLs
+        print(f"merge-assist: {_one_line(exc)}", file=sys.stderr)
+        log.debug("the command failed", exc_info=True)  # the redacting handler masks URLs there too
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's type and first line, e.g. `OperationalError: could not connect to server`."""
+    inner = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+    first = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    return redact_url(f"{type(inner).__name__}: {first}"[:500])
 
 
 if __name__ == "__main__":

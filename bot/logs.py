@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
-from merge_assist.bot.settings import Secret, Settings
+from merge_assist.bot.settings import Secret, Settings, redact_url
 
 MASK = "**********"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -27,7 +27,7 @@ class RedactingFormatter(logging.Formatter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
-        return text
+        return redact_url(text)
 
 
 def secret_values(settings: Settings) -> list[str]:

@@ -7,6 +7,7 @@ A missing or bad value stops start-up with one line naming the variable.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,15 @@ from typing import Callable, Mapping, TypeVar
 PREFIX = "MERGE_ASSIST_"
 MIN_JWT_SECRET_BYTES = 32
 T = TypeVar("T")
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:@/\s]{0,256}:)[^@\s]{1,1024}@")
+URL_PASSWORD_MASK = "***"
+
+
+def redact_url(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` in it masked."""
+    return _URL_PASSWORD.sub(lambda match: f"{match.group('head')}{URL_PASSWORD_MASK}@", text)
 
 
 class SettingsError(ValueError):
@@ -105,7 +115,7 @@ def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], kind:
     try:
         return convert(raw)
     except ValueError:
-        raise SettingsError(f"{PREFIX}{name}: expected {kind}, got {raw!r}") from None
+        raise SettingsError(f"{PREFIX}{name}: expected {kind}, got {redact_url(repr(raw))}") from None
 
 
 def _positive(convert: Callable[[str], T]) -> Callable[[str], T]:

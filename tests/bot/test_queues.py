@@ -121,7 +121,7 @@ def test_note_limit_is_shared_by_every_process(redis_url, redis_prefix):
     assert granted.count(True) == 5 and granted[5:] == [False, False, False]
     short = RedisNoteLimiter(redis_url, redis_prefix + "-short", per_minute=1, window_seconds=0.2)
     assert short.try_acquire() and not short.try_acquire()
-    assert short.acquire(timeout=2.0)
+    assert wait_for(lambda: short.try_acquire(), timeout=2.0)
 
 
 def test_note_limiter_fails_open_without_redis():
@@ -135,4 +135,15 @@ def test_in_process_note_limiter_window():
 
     limiter = NoteRateLimiter(per_minute=2, window_seconds=0.2)
     assert [limiter.try_acquire() for _ in range(3)] == [True, True, False]
-    assert limiter.acquire(timeout=2.0)
+    assert wait_for(lambda: limiter.try_acquire(), timeout=2.0)
+
+
+def test_redis_note_limiter_keeps_a_window_per_scope(redis_url, redis_prefix):
+    from merge_assist.adapters.queues import RedisNoteLimiter
+
+    first = RedisNoteLimiter(redis_url, redis_prefix, per_minute=5, per_scope=2)
+    second = RedisNoteLimiter(redis_url, redis_prefix, per_minute=5, per_scope=2)
+    assert [limiter.try_acquire("project:1") for limiter in (first, second, first)] == [True, True, False]
+    assert [second.try_acquire("project:2") for _ in range(3)] == [True, True, False]
+    assert first.try_acquire("project:3") is True
+    assert first.try_acquire("project:4") is False  # the shared window (5) is full
