@@ -176,7 +176,8 @@ class RedisStreamQueue:
         self._redis.xack(self.stream, self._group, message_id)
 
     def _dead_letter(self, message_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
-        self._redis.xadd(self.dead_letters, {**fields, b"reason": reason.encode()})
+        entry: dict[Any, Any] = {**fields, b"reason": reason.encode()}
+        self._redis.xadd(self.dead_letters, entry)
         self._redis.xack(self.stream, self._group, message_id)
 
     def _reclaim(self, handler: Handler, consumer: str) -> None:
