@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from ..backend import Backend
 from ..git_http import git_endpoint
+from .delay import ResponseDelayMiddleware
 from . import merge_requests as mrs
 from . import pipelines as pipes
 from . import projects as proj
@@ -86,6 +87,7 @@ def build_app(backend: Backend) -> Starlette:
     routes: list[Any] = [Route(path, endpoint(backend, handler), methods=[method])
                          for method, path, handler in ROUTES]
     routes.append(Route("/{repo:path}.git/{service:path}", git_endpoint, methods=["GET", "POST"]))
-    app = Starlette(routes=routes, middleware=[Middleware(SimMiddleware, backend=backend)])
+    app = Starlette(routes=routes, middleware=[Middleware(SimMiddleware, backend=backend),
+                                                Middleware(ResponseDelayMiddleware, backend=backend)])
     app.state.backend = backend
     return app
