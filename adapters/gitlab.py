@@ -188,6 +188,7 @@ class PythonGitlabAdapter:
             only_allow_merge_if_pipeline_succeeds=bool(data.get("only_allow_merge_if_pipeline_succeeds")),
             allow_merge_on_skipped_pipeline=bool(data.get("allow_merge_on_skipped_pipeline")),
             web_url=str(data.get("web_url", "")),
+            visibility=str(data.get("visibility") or "private"),
         )
 
     def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:

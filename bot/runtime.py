@@ -17,6 +17,7 @@ from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, Redis
 from merge_assist.bot.config import ProjectConfig, load_server_config
 from merge_assist.bot.dispatch import EventHandler, LaneWaker
 from merge_assist.bot.settings import Settings
+from merge_assist.bot.slack_wiring import SlackServices
 from merge_assist.bot.webhook_auth import WebhookAuth
 from merge_assist.bot.worker import LaneScheduler, Worker
 from merge_assist.rules.engine import RuleEngine
@@ -69,6 +70,7 @@ class Runtime:
     worker: Worker | None = None
     handler: EventHandler | None = None
     config: ProjectConfig | None = None
+    slack: SlackServices | None = None
     _started: bool = field(default=False, repr=False)
 
     @classmethod
@@ -78,11 +80,12 @@ class Runtime:
         queue: Any = (InProcessQueue() if settings.is_embedded
                       else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix,
                                             reclaim_idle_ms=int(settings.queue_reclaim_seconds * 1000)))
-        engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, extra=extra_plugins))
+        slack = SlackServices.build(settings, store)
+        engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, extra=(*slack.plugins, *extra_plugins)))
         auth = WebhookAuth(settings.webhook_secret, store.projects)
         if gitlab is None and settings.gitlab_url and settings.gitlab_token:
             gitlab = PythonGitlabAdapter(settings.gitlab_url, settings.gitlab_token.reveal())
-        runtime = cls(settings, store, queue, engine, auth, gitlab)
+        runtime = cls(settings, store, queue, engine, auth, gitlab, slack=slack)
         if gitlab is not None:
             runtime._wire(gitlab, clock or SystemClock(), run_workers)
         elif run_workers:
@@ -107,8 +110,10 @@ class Runtime:
         self.handler = EventHandler(store, commands, scheduler, waker, bot_user_id=self._bot_user_id,
                                     on_config_changed=self.config.invalidate,
                                     claim_seconds=settings.queue_reclaim_seconds / 2)
+        assert self.slack is not None
+        self.slack.wire(gitlab, commands, self.config, self.queue, run_workers)
         if run_workers:
-            self.worker = Worker(self.queue, self.handler.handle, scheduler, store.queue.waiting_lanes,
+            self.worker = Worker(self.queue, self.slack.route(self.handler.handle), scheduler, store.queue.waiting_lanes,
                                  consumers=settings.workers, recheck_seconds=settings.recheck_seconds,
                                  housekeeping=self._forget_old_deliveries)
 
@@ -131,6 +136,8 @@ class Runtime:
         if self._started:
             return
         self.webhook_auth.start()
+        if self.slack is not None:
+            self.slack.start()
         if self.worker is not None:
             self.worker.start()
         self._started = True
@@ -140,6 +147,8 @@ class Runtime:
             self.webhook_auth.stop()
             if self.worker is not None:
                 self.worker.stop()
+            if self.slack is not None:
+                self.slack.stop()
             self._started = False
         self.store.db.dispose()
 

@@ -76,6 +76,10 @@ class Settings:
     lease_seconds: float = 60.0
     server_config_file: Path | None = None
     queue_reclaim_seconds: float = 30.0
+    slack_api_url: str = "https://slack.com/api/"
+    slack_response_origins: tuple[str, ...] = ("https://hooks.slack.com",)
+    slack_channel: str | None = None
+    slack_stuck_minutes: float = 60.0
 
     @property
     def is_embedded(self) -> bool:
@@ -151,6 +155,18 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    """`https://hooks.slack.com,http://127.0.0.1:9000` → origins (scheme://host[:port])."""
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ValueError(raw)
+    if not origins:
+        raise ValueError(raw)
+    return origins
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; raise SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
@@ -167,6 +183,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "lease_seconds": _parse(env, "LEASE_SECONDS", _positive(float), "a positive number of seconds"),
         "server_config_file": _parse(env, "SERVER_CONFIG_FILE", Path, "a file path"),
         "queue_reclaim_seconds": _parse(env, "QUEUE_RECLAIM_SECONDS", _positive(float), "a positive number of seconds"),
+        "slack_api_url": _parse(env, "SLACK_API_URL", _url(("http://", "https://")), "an http(s):// URL"),
+        "slack_response_origins": _parse(env, "SLACK_RESPONSE_ORIGINS", _origins,
+                                         "comma-separated origins such as https://hooks.slack.com"),
+        "slack_channel": _read(env, "SLACK_CHANNEL"),
+        "slack_stuck_minutes": _parse(env, "SLACK_STUCK_MINUTES", _positive(float), "a positive number of minutes"),
     }
     for secret_name in ("GITLAB_TOKEN", "WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "JWT_SECRET"):
         values[secret_name.lower()] = _read_secret(env, secret_name)

@@ -117,6 +117,7 @@ class Project:
     only_allow_merge_if_pipeline_succeeds: bool = True
     allow_merge_on_skipped_pipeline: bool = False
     web_url: str = ""
+    visibility: str = "private"  # private | internal | public
 
 
 @dataclass(frozen=True)

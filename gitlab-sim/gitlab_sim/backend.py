@@ -33,6 +33,7 @@ class Backend:
         self.clock = clock
         self.base_url = "http://127.0.0.1"
         self.rebase_delay = rebase_delay
+        self.response_delay = 0.0  # seconds every REST answer waits (see api/delay.py)
         self.dispatcher = WebhookDispatcher(webhook_settings)
         self.runner = PipelineRunner(self.state, clock, self, capacity=runner_capacity)
         self._heads: dict[int, dict[str, str]] = {}

@@ -46,7 +46,7 @@ def project(backend: Backend, proj: Project, viewer: User | None = None) -> JSON
         "namespace": {"id": group.id, "name": group.name, "path": group.path, "kind": "group",
                       "full_path": group.path, "parent_id": None,
                       "web_url": f"{backend.base_url}/groups/{group.path}"},
-        "default_branch": proj.default_branch, "visibility": "private", "archived": False,
+        "default_branch": proj.default_branch, "visibility": proj.visibility, "archived": False,
         "web_url": web_url, "http_url_to_repo": f"{web_url}.git",
         "ssh_url_to_repo": f"git@127.0.0.1:{proj.path_with_namespace}.git",
         "created_at": iso_time(proj.created_at), "last_activity_at": iso_time(proj.created_at),

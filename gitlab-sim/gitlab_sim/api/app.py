@@ -12,6 +12,7 @@ from starlette.routing import Route
 from ..backend import Backend
 from ..faults import FaultInjector, FaultMiddleware
 from ..git_http import git_endpoint
+from .delay import ResponseDelayMiddleware
 from . import merge_requests as mrs
 from . import pipelines as pipes
 from . import projects as proj
@@ -87,7 +88,7 @@ def build_app(backend: Backend, faults: FaultInjector | None = None) -> Starlett
     routes: list[Any] = [Route(path, endpoint(backend, handler), methods=[method])
                          for method, path, handler in ROUTES]
     routes.append(Route("/{repo:path}.git/{service:path}", git_endpoint, methods=["GET", "POST"]))
-    middleware = [Middleware(SimMiddleware, backend=backend)]
+    middleware = [Middleware(SimMiddleware, backend=backend), Middleware(ResponseDelayMiddleware, backend=backend)]
     if faults is not None:
         middleware.append(Middleware(FaultMiddleware, faults=faults))
     app = Starlette(routes=routes, middleware=middleware)
