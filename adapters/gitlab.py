@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 from urllib.parse import quote
 
 import gitlab
@@ -246,6 +246,32 @@ class PythonGitlabAdapter:
         pipeline = _pipeline(data)
         assert pipeline is not None
         return pipeline
+
+    def list_open_merge_requests(self, project_id: int, target_branch: str) -> list[MergeRequest]:
+        rows = self._call(lambda: self._gl.http_list(
+            f"/projects/{project_id}/merge_requests", query_data={"state": "opened", "target_branch": target_branch,
+                                                                 "per_page": 100}, get_all=True))
+        return [merge_request_from_json(row) for row in cast(list[dict[str, Any]], rows) if isinstance(row, dict)]
+
+    def pipelines_for_sha(self, project_id: int, sha: str) -> list[Pipeline]:
+        rows = self._call(lambda: self._gl.http_list(f"/projects/{project_id}/pipelines",
+                                                     query_data={"sha": sha, "per_page": 20}, get_all=False))
+        found = (_pipeline(row) for row in cast(list[dict[str, Any]], rows) if isinstance(row, dict))
+        return [pipeline for pipeline in found if pipeline is not None]
+
+    def cancel_pipeline(self, project_id: int, pipeline_id: int) -> None:
+        self._call(lambda: self._gl.http_post(f"/projects/{project_id}/pipelines/{pipeline_id}/cancel"))
+
+    def retry_pipeline(self, project_id: int, pipeline_id: int) -> None:
+        self._call(lambda: self._gl.http_post(f"/projects/{project_id}/pipelines/{pipeline_id}/retry"),
+                   idempotent=False)
+
+    def delete_branch(self, project_id: int, branch: str) -> None:
+        try:
+            self._call(lambda: self._gl.http_delete(
+                f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}"))
+        except NotFound:
+            pass
 
     def rebase(self, project_id: int, iid: int) -> None:
         try:

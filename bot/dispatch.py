@@ -32,6 +32,8 @@ class Lanes(Protocol):
 
     def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None: ...
 
+    def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None: ...
+
 
 class LaneWaker:
     """Publishes lane work as queue events; a consumer (maybe in another process) carries it out."""
@@ -45,6 +47,11 @@ class LaneWaker:
     def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None:
         self._queue.publish({"kind": "job_failed", "project_id": lane.project_id,
                              "target_branch": lane.target_branch, "sha": sha, "job": job_name})
+
+    def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None:
+        self._queue.publish({"kind": "car_pipeline", "project_id": lane.project_id,
+                             "target_branch": lane.target_branch, "sha": sha, "pipeline_id": pipeline_id,
+                             "status": status, "web_url": web_url})
 
 FINAL_PIPELINE_STATUSES = frozenset({"success", "failed", "canceled", "skipped", "manual"})
 
@@ -103,6 +110,9 @@ class EventHandler:
             self._chat_command(event)
         elif kind == "wake":
             self._lanes.drive(LaneKey(int(event["project_id"]), str(event["target_branch"])))
+        elif kind == "car_pipeline":
+            self._lanes.car_pipeline(LaneKey(int(event["project_id"]), str(event["target_branch"])), str(event["sha"]),
+                                     int(event["pipeline_id"]), str(event["status"]), str(event.get("web_url", "")))
         elif kind == "job_failed":
             self._lanes.job_failed(LaneKey(int(event["project_id"]), str(event["target_branch"])),
                                    str(event["sha"]), str(event["job"]))
@@ -179,9 +189,19 @@ class EventHandler:
         self._wake_project(project_id, only_branch=target or None)
 
     def _ci_event(self, project_id: int, body: dict[str, Any]) -> None:
-        """Wake only the lanes with an entry this pipeline or job is about (by tested SHA or MR)."""
-        sha = (body.get("object_attributes") or {}).get("sha") or body.get("sha")
+        """Wake only the lanes this pipeline or job is about: a train car's commit, or an entry's
+        tested SHA or MR."""
+        attributes = body.get("object_attributes") or {}
+        sha = attributes.get("sha") or body.get("sha")
         iid = (body.get("merge_request") or {}).get("iid")
+        car_lane = self._store.cars.lane_for_commit(project_id, str(sha)) if sha else None
+        if car_lane is not None:
+            if body.get("object_kind") == "build":
+                self._waker.job_failed(car_lane, str(sha), str(body.get("build_name") or "a job"))
+            else:
+                self._waker.car_pipeline(car_lane, str(sha), int(attributes.get("id") or 0),
+                                         str(attributes.get("status") or ""), str(attributes.get("url") or ""))
+            return
         for lane in self._store.queue.lanes_for(project_id, sha=sha, mr_iid=iid):
             if body.get("object_kind") == "build" and sha:
                 self._waker.job_failed(lane, str(sha), str(body.get("build_name") or "a job"))

@@ -186,11 +186,13 @@ _HOOK_FIELDS: dict[str, tuple[dict[str, Reader], dict[str, Reader]]] = {
                                       {"id": _id, "updated_at": _text, "action": _text, "state": _text})},
         {"user": _USER}),
     "Pipeline Hook": (
-        {"object_attributes": _reader({"id": _id}, {"status": _text, "sha": _text, "updated_at": _text})},
+        {"object_attributes": _reader({"id": _id}, {"status": _text, "sha": _text, "updated_at": _text,
+                                                     "ref": _text, "url": _text})},
         {"merge_request": _MERGE_REQUEST_REF}),
     "Job Hook": (
         {},
-        {"build_status": _text, "build_id": _id, "build_allow_failure": _flag, "build_name": _text, "sha": _text}),
+        {"build_status": _text, "build_id": _id, "build_allow_failure": _flag, "build_name": _text, "sha": _text,
+         "pipeline_id": _id}),
     "Push Hook": (
         {},
         {"ref": _text, "commits": lambda value, name: [_COMMIT(c, f"{name}[]") for c in _list(value, name)],

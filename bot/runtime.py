@@ -12,6 +12,7 @@ from typing import Any
 from merge_assist import plugins
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from merge_assist.adapters.git_workspace import GitWorkspace
 from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
 from merge_assist.bot.config import ProjectConfig, load_server_config
@@ -27,6 +28,7 @@ from merge_assist.rules.flow import FlowDeps
 from merge_assist.rules.plugins import build_plugin_manager
 from merge_assist.rules.ports import Clock, GitLabPort
 from merge_assist.rules.service import CommandDeps, CommandService
+from merge_assist.rules.train_lane import TrainLane
 from merge_assist.storage import Store, migrate
 
 log = logging.getLogger("merge_assist.runtime")
@@ -102,7 +104,8 @@ class Runtime:
         queue_store: Any = store.queue
         flow = FlowDeps(gitlab=gitlab, store=queue_store, engine=self.engine, config=self.config,
                         clock=clock, feedback=feedback)
-        scheduler = LaneScheduler(flow, settings.lease_seconds, settings.recheck_seconds)
+        train = self._train_lane(flow)
+        scheduler = LaneScheduler(flow, settings.lease_seconds, settings.recheck_seconds, train)
         waker = LaneWaker(self.queue)
         commands = CommandService(CommandDeps(
             flow=flow, roles=store.users, audit=store.audit, history=queue_store,
@@ -116,6 +119,14 @@ class Runtime:
             self.worker = Worker(self.queue, self.slack.route(self.handler.handle), scheduler, store.queue.waiting_lanes,
                                  consumers=settings.workers, recheck_seconds=settings.recheck_seconds,
                                  housekeeping=self._forget_old_deliveries)
+
+    def _train_lane(self, flow: FlowDeps) -> TrainLane | None:
+        """Trains need real git against the GitLab server (a test may hand in another GitLab port)."""
+        settings = self.settings
+        if not (settings.gitlab_url and settings.gitlab_token):
+            return None
+        builder = GitWorkspace(settings.git_cache_dir, settings.gitlab_url, settings.gitlab_token.reveal())
+        return TrainLane(flow, self.store.cars, builder)
 
     def _forget_old_deliveries(self) -> None:
         """GitLab redelivers for a few days at most; older dedupe keys only take space."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
@@ -73,6 +74,7 @@ class Settings:
     log_level: str = "INFO"
     workers: int = 2
     recheck_seconds: float = 300.0
+    git_cache_dir: Path = Path(tempfile.gettempdir()) / "merge-assist-git"
     lease_seconds: float = 60.0
     server_config_file: Path | None = None
     queue_reclaim_seconds: float = 30.0
@@ -180,6 +182,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "log_level": _parse(env, "LOG_LEVEL", _log_level, "DEBUG, INFO, WARNING or ERROR"),
         "workers": _parse(env, "WORKERS", _positive(int), "a positive integer"),
         "recheck_seconds": _parse(env, "RECHECK_SECONDS", _positive(float), "a positive number of seconds"),
+        "git_cache_dir": _parse(env, "GIT_CACHE_DIR", Path, "a directory"),
         "lease_seconds": _parse(env, "LEASE_SECONDS", _positive(float), "a positive number of seconds"),
         "server_config_file": _parse(env, "SERVER_CONFIG_FILE", Path, "a file path"),
         "queue_reclaim_seconds": _parse(env, "QUEUE_RECLAIM_SECONDS", _positive(float), "a positive number of seconds"),

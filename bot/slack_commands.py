@@ -57,7 +57,7 @@ class SlackCommandEvent:
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> "SlackCommandEvent":
-        values = {name: event.get(name) for name in cls.__dataclass_fields__}
+        values: dict[str, Any] = {name: event.get(name) for name in cls.__dataclass_fields__}
         values["args"] = tuple(str(arg) for arg in event.get("args") or ())
         return cls(**values)
 

@@ -50,6 +50,8 @@ class ConfigProvider(Protocol):
 class PauseSwitch(Protocol):
     def lane_paused(self, lane: LaneKey) -> bool: ...
 
+    def set_lane_paused(self, lane: LaneKey, paused: bool) -> None: ...
+
 
 class Store(QueueStore, LaneLeases, PauseSwitch, Protocol):
     """The queue repository: entries, leases and the pause switch."""
@@ -75,13 +77,35 @@ def rule_context(deps: FlowDeps, project: Project, mr: MergeRequest, entry: Queu
                        now=deps.clock.now(), entry=entry, lane_paused=lane_paused)
 
 
-class LaneDriver:
-    """Drives lanes one step at a time under a lease; safe to run in many processes at once."""
+class TrainDriver(Protocol):
+    """A lane in `train` mode (rules.train_lane.TrainLane)."""
 
-    def __init__(self, deps: FlowDeps, holder: str, lease_seconds: float = 60.0) -> None:
+    def drive(self, key: LaneKey, fence: int, project: Project, options: RuleOptions) -> float | None: ...
+
+    def pipeline_changed(self, lane: LaneKey, fence: int, sha: str, pipeline_id: int, status: str,
+                         web_url: str = "", failed_job: str | None = None) -> None: ...
+
+    def poll_pipelines(self, lane: LaneKey, fence: int, project: Project) -> None: ...
+
+
+class LaneDriver:
+    """Drives lanes under a lease, one MR at a time (mode `serial`) or as a train; safe to run in
+    many processes at once."""
+
+    def __init__(self, deps: FlowDeps, holder: str, lease_seconds: float = 60.0,
+                 train: TrainDriver | None = None) -> None:
         self.deps = deps
         self.holder = holder
         self.lease_seconds = lease_seconds
+        self.train = train
+
+    def _train_options(self, lane: LaneKey) -> tuple[Project, RuleOptions] | None:
+        """The project and options when the lane runs a train, else None."""
+        if self.train is None:
+            return None
+        project = self.deps.gitlab.get_project(lane.project_id)
+        options = self.deps.config.options_for(project)
+        return (project, options) if (options.get("merge") or {}).get("mode") == "train" else None
 
     @contextlib.contextmanager
     def _lease(self, lane: LaneKey) -> Iterator[int | None]:
@@ -94,12 +118,18 @@ class LaneDriver:
             if fence is not None:
                 store.release(lane, self.holder)
 
-    def drive(self, lane: LaneKey) -> float | None:
-        """Advance the lane as far as it goes now; returns seconds until it wants a look again."""
+    def drive(self, lane: LaneKey, *, poll: bool = False) -> float | None:
+        """Advance the lane as far as it goes now; returns seconds until it wants a look again.
+        `poll`: also ask GitLab about running pipelines (the safety net for lost webhooks)."""
         with self._lease(lane) as fence:
             if fence is None:
                 return BUSY_RETRY_SECONDS
             try:
+                train = self._train_options(lane)
+                if train is not None and self.train is not None:
+                    if poll:
+                        self.train.poll_pipelines(lane, fence, train[0])
+                    return self.train.drive(lane, fence, *train)
                 for _ in range(MAX_STEPS_PER_DRIVE):
                     head = head_of(self.deps.store.lane_entries(lane))
                     if head is None:
@@ -124,6 +154,9 @@ class LaneDriver:
         with self._lease(lane) as fence:
             if fence is None:
                 return
+            if self.train is not None and self._train_options(lane) is not None:
+                self.train.pipeline_changed(lane, fence, sha, 0, "failed", failed_job=job_name)
+                return
             entry = next((e for e in self.deps.store.lane_entries(lane)
                           if e.state is EntryState.WAITING_PIPELINE and e.tested_sha == sha), None)
             if entry is None:
@@ -137,6 +170,12 @@ class LaneDriver:
                            "Fix it and push, or retry the job.")
             except LeaseLost:
                 return
+
+    def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None:
+        """A pipeline of a train car finished (Pipeline hook)."""
+        with self._lease(lane) as fence:
+            if fence is not None and self.train is not None:
+                self.train.pipeline_changed(lane, fence, sha, pipeline_id, status, web_url)
 
     # -- one step: snapshot, plan, act ------------------------------------------------------
 

@@ -73,6 +73,7 @@ TABLE: tuple[Transition, ...] = (
     Transition(R, FAILED, _LANE, "GitLab could not rebase it"),
     Transition(R, CANCELLED, _ANYONE, "cancelled, or the MR was closed"),
     Transition(W, W, _LANE, "a new head or a new reason to wait"),
+    Transition(W, Q, _LANE, "train: its car was dropped; waiting for the next car"),
     Transition(W, R, _LANE, "the target moved; rebasing again"),
     Transition(W, M, _LANE, "every rule passes: merging"),
     Transition(W, DONE, _LANE, "merged outside the queue"),

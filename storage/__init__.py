@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from merge_assist.storage.audit import AuditRepository
+from merge_assist.storage.cars import CarRepository
 from merge_assist.storage.db import Database
 from merge_assist.storage.deliveries import DeliveryRepository
 from merge_assist.storage.projects import ProjectRepository
@@ -22,9 +23,10 @@ class Store:
     users: UserRepository
     projects: ProjectRepository
     deliveries: DeliveryRepository
+    cars: CarRepository
 
     @classmethod
     def open(cls, url: str) -> "Store":
         db = Database(url)
         return cls(db, QueueRepository(db), AuditRepository(db), UserRepository(db),
-                   ProjectRepository(db), DeliveryRepository(db))
+                   ProjectRepository(db), DeliveryRepository(db), CarRepository(db))

@@ -7,7 +7,7 @@ from merge_assist.storage.audit import AuditLogImmutable
 from merge_assist.storage.models import AuditRecord
 from merge_assist.storage.queue import AlreadyQueued
 
-TABLES = {"users", "roles", "role_grants", "projects", "lanes", "queue_entries", "webhook_deliveries",
+TABLES = {"train_cars", "users", "roles", "role_grants", "projects", "lanes", "queue_entries", "webhook_deliveries",
           "audit_log", "alembic_version"}
 
 
