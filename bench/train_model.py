@@ -111,6 +111,7 @@ class TrainModel:
         self.runner_queue: list[int] = []
         self.outcome = Outcome()
         self.landed_trees: list[Tree] = []
+        self.passed_trees: set[Tree] = set()
 
     # -- driving -----------------------------------------------------------------------------
 
@@ -182,7 +183,7 @@ class TrainModel:
             self._start_car(Car(action.car_id, action.riders, CarStatus.TESTING, action.base_sha,
                                 after_car=action.after_car), base, self.train)
         elif isinstance(action, StartSideCar):
-            for rider in action.riders if action.flaky_retry else ():
+            for rider in action.riders:
                 self.mrs[rider.entry_id].flaky_retries += 1
             self._start_car(Car(action.car_id, action.riders, CarStatus.TESTING, action.base_sha, side=True,
                                 held=action.held, suspects_proven=action.suspects_proven,
@@ -234,10 +235,14 @@ class TrainModel:
         sim = self._find(car_id)
         if sim is not None and sim.car.pipeline_id == pipeline_id:
             sim.car = replace(sim.car, status=CarStatus.PASSED if passed else CarStatus.FAILED)
+            if passed:
+                self.passed_trees.add(sim.tree)
+            for rider in sim.car.riders if passed else ():
+                self.mrs[rider.entry_id].flaky_retries = 0
 
     def _land(self, sim: SimCar) -> None:
-        _, tree, fail_after = self.pipelines[sim.car.pipeline_id or 0]
-        if self.train[0] is not sim or sim.car.status is not CarStatus.PASSED or fail_after is not None:
+        tree = sim.tree
+        if self.train[0] is not sim or sim.car.status is not CarStatus.PASSED or tree not in self.passed_trees:
             self.outcome.violations.append(f"car {sim.car.car_id} landed out of turn or untested")
         if not self.target_tree <= tree:
             self.outcome.violations.append(f"car {sim.car.car_id} would drop commits from the target")

@@ -130,7 +130,7 @@ class _Round:
     def _settle_failed_train_car(self, car: Car, proven: bool) -> None:
         if len(car.riders) > 1 or not proven:
             first, rest = _halves(car.riders)
-            self._send_aside(car, first, rest, proven, car.pipeline_id, flaky_retry=False)
+            self._send_aside(car, first, rest, proven, car.pipeline_id)
             return
         in_place = self.settings.mode is TrainMode.SERIAL
         self._conclude(car, car.riders[0], car.pipeline_id, in_place, deduced_from=None)
@@ -180,12 +180,12 @@ class _Round:
             self._conclude(car, car.held[0], car.proof_pipeline, in_place=False, deduced_from=car.pipeline_id)
         elif car.status is CarStatus.PASSED:
             first, rest = _halves(car.held)
-            self._send_aside(car, first, rest, car.suspects_proven, car.proof_pipeline, flaky_retry=False)
+            self._send_aside(car, first, rest, car.suspects_proven, car.proof_pipeline)
         elif len(car.riders) == 1:
             self._conclude(car, car.riders[0], car.pipeline_id, in_place=not car.held, deduced_from=None)
         else:
             first, rest = _halves(car.riders)
-            self._send_aside(car, first, rest, True, car.pipeline_id, flaky_retry=False)
+            self._send_aside(car, first, rest, True, car.pipeline_id)
 
     def _conclude(self, car: Car, suspect: Rider, proof: int | None, in_place: bool,
                   deduced_from: int | None) -> None:
@@ -197,7 +197,7 @@ class _Round:
                 self.running += 1
                 self._keep(car)
             else:
-                self._send_aside(car, (suspect,), (), True, proof, flaky_retry=True)
+                self._send_aside(car, (suspect,), (), True, proof)
             return
         why = f"pipeline {proof} failed with it as the only untested change"
         if deduced_from is not None:
@@ -208,7 +208,7 @@ class _Round:
         self.busy.add(entry.entry_id)
 
     def _send_aside(self, car: Car, riders: tuple[Rider, ...], held: tuple[Rider, ...], proven: bool,
-                    proof: int | None, flaky_retry: bool) -> None:
+                    proof: int | None) -> None:
         """Replace finished `car` by a side car testing `riders` alone; keep it while no slot is free."""
         if self._free_slots() <= 0:
             self._keep(car)
@@ -216,8 +216,7 @@ class _Round:
             return
         self._drop(car, "its MRs are being tested on a side car" if not car.side else "bisection goes on")
         side_id = self._new_car_id()
-        self.actions.append(StartSideCar(side_id, riders, held, self.snapshot.target_head, proven, proof,
-                                         flaky_retry))
+        self.actions.append(StartSideCar(side_id, riders, held, self.snapshot.target_head, proven, proof))
         self.running += 1
         self.busy.update(r.entry_id for r in riders + held)
 
