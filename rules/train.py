@@ -15,6 +15,7 @@ Executor contract
   new target head (see `LandCar`).
 - Remove an MR from the queue (or mark it not `mergeable`) on cancel, close, draft or a rule
   refusal; a push changes its `head_sha`. The planner then rebuilds the cars from its position on.
+- Keep each MR's `flaky_retries` as `QueuedMr` says (+1 per side car or retry, 0 once it passes).
 
 Semantics (each one has a table test in tests/rules/test_train.py)
 - A train car's tree is the target head + the MRs of every car ahead + its own riders; cars are
@@ -29,15 +30,19 @@ Semantics (each one has a table test in tests/rules/test_train.py)
   a side car, holding the second half out of the train. If the half fails, the held MRs rejoin
   and the half is split again; if it passes, it rejoins, and the held half is guilty when the
   failure was proven (bisected further, or concluded when it is one MR) and re-tested otherwise.
-- Concluding on one MR: if it has flaky retries left it is re-tested (the failed side car again,
-  or a new side car; in serial mode the car in place), else it is ejected with the pipeline
-  that proved it broken.
+- Concluding on one MR (the only untested change of a failed pipeline): if its `flaky_retries`
+  is below the setting it is re-tested alone (the failed side car again when it held nothing,
+  else a new side car; in serial mode the car in place), else it is ejected with the pipeline
+  that proved it broken. Every side car counts as a re-test, so with `flaky_retries: 1` an MR is
+  ejected after two failed pipelines in a row, the last one with it alone on the target.
 - Order: priority, then enqueue sequence. A new car takes the first waiting MRs, so an urgent MR
   rides at the front of the next car; cars already built are never restarted for it.
 - Batch rule: with F free pipeline slots and W MRs waiting, a new car takes
-  clamp(ceil(W / F), min_batch, max_batch) MRs — batches grow only when more MRs wait than the
-  free slots can carry as single cars. A car smaller than min_batch starts only when the train is
-  empty (an idle lane admits one MR at once). Serial mode: one car of one MR at a time.
+  clamp(ceil(W / F), min_batch, max_batch) MRs: batches grow beyond min_batch only when more MRs
+  wait than F cars of min_batch can carry. A car smaller than min_batch starts only when the
+  train is empty (an idle lane admits one MR at once). With min_batch 1 a short queue gets one MR
+  per car; the default 2 is what keeps pipelines per merged MR under 0.9 in bench/train_model.py
+  (single cars cost about 1.3). Serial mode: one car of one MR at a time.
 """
 
 from __future__ import annotations
