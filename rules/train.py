@@ -54,12 +54,34 @@ from merge_assist.rules.train_actions import (Action, BuildCar, DropCar, Eject, 
 from merge_assist.rules.train_state import (Car, CarId, CarStatus, EntryId, QueuedMr, Rider, TrainMode,
                                             TrainSnapshot)
 
-__all__ = ["plan"]
+__all__ = ["explain", "plan"]
 
 
 def plan(snapshot: TrainSnapshot) -> list[Action]:
     """The actions that bring the lane's train up to date, in the order to perform them."""
     return _Round(snapshot).plan()
+
+
+def explain(snapshot: TrainSnapshot) -> dict[EntryId, str]:
+    """Where each queued MR is and why it waits, for status replies and the dashboard."""
+    where: dict[EntryId, str] = {}
+    for position, car in enumerate(snapshot.train, start=1):
+        for entry_id in car.entry_ids:
+            where[entry_id] = f"car {car.car_id} (position {position}, {car.status.value})"
+    for car in snapshot.side_cars:
+        for entry_id in car.entry_ids:
+            where[entry_id] = f"tested alone on side car {car.car_id} ({car.status.value}) to find a broken MR"
+        for entry_id in car.held_ids:
+            where[entry_id] = f"held out of the train until side car {car.car_id} reports"
+    reason = plan(snapshot)[-1]
+    for entry in snapshot.entries:
+        if entry.entry_id in where:
+            continue
+        if not entry.mergeable:
+            where[entry.entry_id] = "waiting: the rules do not let it merge now"
+        else:
+            where[entry.entry_id] = reason.describe() if isinstance(reason, Wait) else "waiting for the next car"
+    return where
 
 
 def _halves(riders: tuple[Rider, ...]) -> tuple[tuple[Rider, ...], tuple[Rider, ...]]:

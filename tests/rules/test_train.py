@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from merge_assist.rules.model import Priority
-from merge_assist.rules.train import plan
+from merge_assist.rules.train import explain, plan
 from merge_assist.rules.train_actions import (Action, BuildCar, DropCar, Eject, LandCar, RetryCar, StartSideCar,
                                               Wait)
 from merge_assist.rules.train_state import (Car, CarStatus, QueuedMr, Rider, TrainMode, TrainSettings,
@@ -228,3 +228,15 @@ def test_a_plan_carried_out_needs_nothing_more() -> None:
     after = snapshot(range(1, 7), train=(car(11, (3, 4)), car(12, (5, 6), after=11)),
                      side_cars=(side(10, (1,), held=(2,), proof=901),), next_car_id=13)
     assert waits(plan(after))
+
+
+def test_explain_says_where_each_mr_is_and_why_it_waits() -> None:
+    given = snapshot([1, 2, 3, 4, mr(5, mergeable=False), 6], train=(car(1, (1, 2)),),
+                     side_cars=(side(2, (3,), held=(4,)),), pipeline_limit=2)
+    assert explain(given) == {
+        1: "car 1 (position 1, testing)", 2: "car 1 (position 1, testing)",
+        3: "tested alone on side car 2 (testing) to find a broken MR",
+        4: "held out of the train until side car 2 reports",
+        5: "waiting: the rules do not let it merge now",
+        6: "wait: all 2 pipelines of the lane are busy",
+    }
