@@ -10,6 +10,7 @@ Executor contract
   snapshot. After a plan with any action other than `Wait`, plan again at once; otherwise plan
   again on the next event (pipeline or job status, push, MR change, new or cancelled entry).
 - Report a car FAILED as soon as one of its jobs fails; it no longer counts against the limit.
+  A car whose commit cannot be built (merge conflict) is FAILED with no `pipeline_id`.
 - Store cars under the ids the actions give (`TrainSnapshot.next_car_id` must exceed every id
   used so far); keep train cars in position order; `LandCar` re-parents the next car onto the
   new target head (see `LandCar`).
@@ -226,10 +227,10 @@ class _Round:
             else:
                 self._send_aside(car, (suspect,), (), True, proof)
             return
-        why = f"pipeline {proof} failed with it as the only untested change"
+        failed = f"pipeline {proof}" if proof is not None else "building the commit (a merge conflict)"
+        why = f"{failed} failed with it as the only untested change"
         if deduced_from is not None:
-            why = (f"pipeline {proof} failed with it and MRs that then passed without it "
-                   f"(pipeline {deduced_from})")
+            why = f"{failed} failed with it and MRs that then passed without it (pipeline {deduced_from})"
         self._drop(car, f"!{entry.iid} is broken")
         self.actions.append(Eject(entry.entry_id, why, proof))
         self.busy.add(entry.entry_id)

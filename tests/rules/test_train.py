@@ -114,6 +114,10 @@ CASES: list[tuple[str, TrainSnapshot, list[Action]]] = [
      snapshot(range(1, 8), train=(car(1, (1, 2)), car(2, (3, 4), FAILED, after=1), car(3, (5, 6), after=2)),
               side_cars=(side(4, (7,)),), pipeline_limit=2),
      [DropCar(3, "rebuilt without the MRs of failed car 2")]),
+    ("a car that could not be built (merge conflict) is a failure without a pipeline",
+     snapshot([1], train=(replace(car(1, (1,), FAILED), pipeline_id=None),)),
+     [DropCar(1, "!101 is broken"),
+      Eject(1, "building the commit (a merge conflict) failed with it as the only untested change", None)]),
     # -- flaky retries -----------------------------------------------------------------------
     ("a lone failing MR with a flaky retry left is re-tested alone, not ejected",
      snapshot(range(1, 4), train=(car(1, (1,), FAILED), car(2, (2, 3), after=1)), flaky_retries=1),
