@@ -181,8 +181,11 @@ class TrainModel:
     # -- the executor ------------------------------------------------------------------------
 
     def _perform(self, action: Action) -> None:
+        if isinstance(action, StartSideCar) or (isinstance(action, BuildCar) and action.after_car is None):
+            if action.base_sha != self.target_head:
+                self.outcome.violations.append(f"car {action.car_id} asked for on a stale target head")
         if isinstance(action, BuildCar):
-            base = self._car(action.after_car).tree if action.after_car is not None else self.target_tree
+            base = self._sim_car(action.after_car).tree if action.after_car is not None else self.target_tree
             self._start_car(Car(action.car_id, action.riders, CarStatus.TESTING, action.base_sha,
                                 after_car=action.after_car), base, self.train)
         elif isinstance(action, StartSideCar):
@@ -288,9 +291,6 @@ class TrainModel:
         if sim is None:
             raise RuntimeError(f"the planner named car {car_id}, which does not exist")
         return sim
-
-    def _car(self, car_id: int) -> SimCar:
-        return self._sim_car(car_id)
 
 
 def run_model(workload: Workload, settings: TrainSettings, seed: int) -> Outcome:
