@@ -108,7 +108,8 @@ class Car:
 
     `suspects_proven`: the side car's riders and held MRs are known to hold a broken MR (a failed
     pipeline showed it on a base that passed), so if the riders pass the held ones are guilty.
-    `proof_pipeline`: the failed pipeline that sent these MRs to the side.
+    `proof_pipeline`: the failed pipeline that sent these MRs to the side. `attempts`: pipelines
+    run for this car (1 + retries), for status and metrics; the planner does not read it.
     """
 
     car_id: CarId
