@@ -10,11 +10,13 @@ Executor contract
   snapshot. After a plan with any action other than `Wait`, plan again at once; otherwise plan
   again on the next event (pipeline or job status, push, MR change, new or cancelled entry).
 - Report a car FAILED as soon as one of its jobs fails; it no longer counts against the limit.
+  A car whose commit cannot be built (merge conflict) is FAILED with no `pipeline_id`.
 - Store cars under the ids the actions give (`TrainSnapshot.next_car_id` must exceed every id
   used so far); keep train cars in position order; `LandCar` re-parents the next car onto the
   new target head (see `LandCar`).
 - Remove an MR from the queue (or mark it not `mergeable`) on cancel, close, draft or a rule
   refusal; a push changes its `head_sha`. The planner then rebuilds the cars from its position on.
+- Keep each MR's `flaky_retries` as `QueuedMr` says (+1 per side car or retry, 0 once it passes).
 
 Semantics (each one has a table test in tests/rules/test_train.py)
 - A train car's tree is the target head + the MRs of every car ahead + its own riders; cars are
@@ -29,15 +31,19 @@ Semantics (each one has a table test in tests/rules/test_train.py)
   a side car, holding the second half out of the train. If the half fails, the held MRs rejoin
   and the half is split again; if it passes, it rejoins, and the held half is guilty when the
   failure was proven (bisected further, or concluded when it is one MR) and re-tested otherwise.
-- Concluding on one MR: if it has flaky retries left it is re-tested (the failed side car again,
-  or a new side car; in serial mode the car in place), else it is ejected with the pipeline
-  that proved it broken.
+- Concluding on one MR (the only untested change of a failed pipeline): if its `flaky_retries`
+  is below the setting it is re-tested alone (the failed side car again when it held nothing,
+  else a new side car; in serial mode the car in place), else it is ejected with the pipeline
+  that proved it broken. Every side car counts as a re-test, so with `flaky_retries: 1` an MR is
+  ejected after two failed pipelines in a row, the last one with it alone on the target.
 - Order: priority, then enqueue sequence. A new car takes the first waiting MRs, so an urgent MR
   rides at the front of the next car; cars already built are never restarted for it.
 - Batch rule: with F free pipeline slots and W MRs waiting, a new car takes
-  clamp(ceil(W / F), min_batch, max_batch) MRs — batches grow only when more MRs wait than the
-  free slots can carry as single cars. A car smaller than min_batch starts only when the train is
-  empty (an idle lane admits one MR at once). Serial mode: one car of one MR at a time.
+  clamp(ceil(W / F), min_batch, max_batch) MRs: batches grow beyond min_batch only when more MRs
+  wait than F cars of min_batch can carry. A car smaller than min_batch starts only when the
+  train is empty (an idle lane admits one MR at once). With min_batch 1 a short queue gets one MR
+  per car; the default 2 is what keeps pipelines per merged MR under 0.9 in bench/train_model.py
+  (single cars cost about 1.3). Serial mode: one car of one MR at a time.
 """
 
 from __future__ import annotations
@@ -49,12 +55,34 @@ from merge_assist.rules.train_actions import (Action, BuildCar, DropCar, Eject, 
 from merge_assist.rules.train_state import (Car, CarId, CarStatus, EntryId, QueuedMr, Rider, TrainMode,
                                             TrainSnapshot)
 
-__all__ = ["plan"]
+__all__ = ["explain", "plan"]
 
 
 def plan(snapshot: TrainSnapshot) -> list[Action]:
     """The actions that bring the lane's train up to date, in the order to perform them."""
     return _Round(snapshot).plan()
+
+
+def explain(snapshot: TrainSnapshot) -> dict[EntryId, str]:
+    """Where each queued MR is and why it waits, for status replies and the dashboard."""
+    where: dict[EntryId, str] = {}
+    for position, car in enumerate(snapshot.train, start=1):
+        for entry_id in car.entry_ids:
+            where[entry_id] = f"car {car.car_id} (position {position}, {car.status.value})"
+    for car in snapshot.side_cars:
+        for entry_id in car.entry_ids:
+            where[entry_id] = f"tested alone on side car {car.car_id} ({car.status.value}) to find a broken MR"
+        for entry_id in car.held_ids:
+            where[entry_id] = f"held out of the train until side car {car.car_id} reports"
+    reason = plan(snapshot)[-1]
+    for entry in snapshot.entries:
+        if entry.entry_id in where:
+            continue
+        if not entry.mergeable:
+            where[entry.entry_id] = "waiting: the rules do not let it merge now"
+        else:
+            where[entry.entry_id] = reason.describe() if isinstance(reason, Wait) else "waiting for the next car"
+    return where
 
 
 def _halves(riders: tuple[Rider, ...]) -> tuple[tuple[Rider, ...], tuple[Rider, ...]]:
@@ -130,7 +158,7 @@ class _Round:
     def _settle_failed_train_car(self, car: Car, proven: bool) -> None:
         if len(car.riders) > 1 or not proven:
             first, rest = _halves(car.riders)
-            self._send_aside(car, first, rest, proven, car.pipeline_id, flaky_retry=False)
+            self._send_aside(car, first, rest, proven, car.pipeline_id)
             return
         in_place = self.settings.mode is TrainMode.SERIAL
         self._conclude(car, car.riders[0], car.pipeline_id, in_place, deduced_from=None)
@@ -180,12 +208,12 @@ class _Round:
             self._conclude(car, car.held[0], car.proof_pipeline, in_place=False, deduced_from=car.pipeline_id)
         elif car.status is CarStatus.PASSED:
             first, rest = _halves(car.held)
-            self._send_aside(car, first, rest, car.suspects_proven, car.proof_pipeline, flaky_retry=False)
+            self._send_aside(car, first, rest, car.suspects_proven, car.proof_pipeline)
         elif len(car.riders) == 1:
             self._conclude(car, car.riders[0], car.pipeline_id, in_place=not car.held, deduced_from=None)
         else:
             first, rest = _halves(car.riders)
-            self._send_aside(car, first, rest, True, car.pipeline_id, flaky_retry=False)
+            self._send_aside(car, first, rest, True, car.pipeline_id)
 
     def _conclude(self, car: Car, suspect: Rider, proof: int | None, in_place: bool,
                   deduced_from: int | None) -> None:
@@ -197,18 +225,18 @@ class _Round:
                 self.running += 1
                 self._keep(car)
             else:
-                self._send_aside(car, (suspect,), (), True, proof, flaky_retry=True)
+                self._send_aside(car, (suspect,), (), True, proof)
             return
-        why = f"pipeline {proof} failed with it as the only untested change"
+        failed = f"pipeline {proof}" if proof is not None else "building the commit (a merge conflict)"
+        why = f"{failed} failed with it as the only untested change"
         if deduced_from is not None:
-            why = (f"pipeline {proof} failed with it and MRs that then passed without it "
-                   f"(pipeline {deduced_from})")
+            why = f"{failed} failed with it and MRs that then passed without it (pipeline {deduced_from})"
         self._drop(car, f"!{entry.iid} is broken")
         self.actions.append(Eject(entry.entry_id, why, proof))
         self.busy.add(entry.entry_id)
 
     def _send_aside(self, car: Car, riders: tuple[Rider, ...], held: tuple[Rider, ...], proven: bool,
-                    proof: int | None, flaky_retry: bool) -> None:
+                    proof: int | None) -> None:
         """Replace finished `car` by a side car testing `riders` alone; keep it while no slot is free."""
         if self._free_slots() <= 0:
             self._keep(car)
@@ -216,8 +244,7 @@ class _Round:
             return
         self._drop(car, "its MRs are being tested on a side car" if not car.side else "bisection goes on")
         side_id = self._new_car_id()
-        self.actions.append(StartSideCar(side_id, riders, held, self.snapshot.target_head, proven, proof,
-                                         flaky_retry))
+        self.actions.append(StartSideCar(side_id, riders, held, self.snapshot.target_head, proven, proof))
         self.running += 1
         self.busy.update(r.entry_id for r in riders + held)
 

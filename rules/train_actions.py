@@ -42,8 +42,8 @@ class BuildCar(Action):
 @dataclass(frozen=True)
 class StartSideCar(Action):
     """Test `riders` alone on `base_sha` (the target head) as side car `car_id`; keep `held` out of
-    the train until it reports. `flaky_retry`: this re-tests an MR whose failure may have been
-    flaky, so the executor adds 1 to that MR's `flaky_retries`."""
+    the train until it reports. Every side car re-tests MRs after a failure, so the executor adds 1
+    to each rider's `flaky_retries`."""
 
     car_id: CarId
     riders: tuple[Rider, ...]
@@ -51,7 +51,6 @@ class StartSideCar(Action):
     base_sha: str
     suspects_proven: bool
     proof_pipeline: int | None
-    flaky_retry: bool = False
 
     def describe(self) -> str:
         held = f", holding {_mrs(self.held)}" if self.held else ""

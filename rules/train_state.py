@@ -44,7 +44,7 @@ class TrainSettings:
 
     `pipeline_limit`: pipelines the lane may run at once (train and side cars together).
     `min_batch`/`max_batch`: bounds of a new car's batch (see the batch rule in `rules.train`).
-    `flaky_retries`: how many times an MR's failure is re-tested before it is ejected (0 = never).
+    `flaky_retries`: how many re-tests an MR gets after failures before it is ejected (0 = none).
     """
 
     mode: TrainMode = TrainMode.TRAIN
@@ -72,8 +72,10 @@ class TrainSettings:
 class QueuedMr:
     """One queued MR of the lane. `mergeable`: the rules let it merge now (not draft, approved…).
 
-    `flaky_retries`: how many of its failures were already re-tested as possibly flaky (the
-    executor increments it when it carries out a `RetryCar` or a `StartSideCar(flaky_retry=True)`).
+    `flaky_retries`: how many times it was re-tested after a failed pipeline since it last passed
+    one: the executor adds 1 for each rider of a `StartSideCar` or `RetryCar` it carries out, and
+    sets it back to 0 when a car carrying it passes. The executor should also count each re-test
+    whose car then passes as a flaky failure (a metric).
     """
 
     entry_id: EntryId
@@ -106,7 +108,8 @@ class Car:
 
     `suspects_proven`: the side car's riders and held MRs are known to hold a broken MR (a failed
     pipeline showed it on a base that passed), so if the riders pass the held ones are guilty.
-    `proof_pipeline`: the failed pipeline that sent these MRs to the side.
+    `proof_pipeline`: the failed pipeline that sent these MRs to the side. `attempts`: pipelines
+    run for this car (1 + retries), for status and metrics; the planner does not read it.
     """
 
     car_id: CarId
