@@ -32,7 +32,7 @@ SERVER_SOURCE = "server config"
 PROJECT_SOURCE = "project settings"
 
 SETTINGS_DEFAULTS: dict[str, dict[str, Any]] = {"merge": {
-    "squash": None, "mode": "serial", "pipeline_limit": 4, "min_batch": 1, "max_batch": 4, "flaky_retries": 1,
+    "squash": None, "mode": "serial", "pipeline_limit": 4, "min_batch": 2, "max_batch": 4, "flaky_retries": 0,
 }}
 """Non-rule settings, under `merge`:
 - `squash`: true/false forces squashing; null keeps each MR's choice;

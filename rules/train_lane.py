@@ -42,8 +42,8 @@ PIPELINE_STATUS = {"success": CarStatus.PASSED, "failed": CarStatus.FAILED, "can
 def train_settings(options: Mapping[str, Mapping[str, Any]]) -> TrainSettings:
     merge = options.get("merge") or {}
     return TrainSettings(mode=TrainMode(merge.get("mode", "serial")), pipeline_limit=int(merge.get("pipeline_limit", 4)),
-                         min_batch=int(merge.get("min_batch", 1)), max_batch=int(merge.get("max_batch", 4)),
-                         flaky_retries=int(merge.get("flaky_retries", 1)))
+                         min_batch=int(merge.get("min_batch", 2)), max_batch=int(merge.get("max_batch", 4)),
+                         flaky_retries=int(merge.get("flaky_retries", 0)))
 
 
 def is_train(options: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -86,6 +86,12 @@ class TrainLane:
         outcome = CarStatus.FAILED if failed_job else PIPELINE_STATUS.get(status, CarStatus.TESTING)
         run = f"pipeline #{pipeline_id or record.car.pipeline_id}"
         reason = f"job `{failed_job}` failed in {run}" if failed_job else f"{run} {status}"
+        if not pipeline_id and record.car.pipeline_id is None and record.commit_sha:
+            runs = self.deps.gitlab.pipelines_for_sha(lane.project_id, record.commit_sha)
+            if runs:
+                pipeline_id, web_url = runs[0].id, runs[0].web_url
+                run = f"pipeline #{pipeline_id}"
+                reason = f"job `{failed_job}` failed in {run}" if failed_job else f"{run} {status}"
         fields: dict[str, object] = {"pipeline_url": web_url or record.pipeline_url}
         if pipeline_id:
             fields["pipeline_id"] = pipeline_id
