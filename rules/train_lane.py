@@ -96,6 +96,15 @@ class TrainLane:
         if pipeline_id:
             fields["pipeline_id"] = pipeline_id
         self.cars.update_car(lane, record.car.car_id, fence=fence, status=outcome, reason=reason, **fields)
+        if outcome is CarStatus.PASSED:
+            self._reset_flaky_retries(record.car, fence)
+
+    def _reset_flaky_retries(self, car: Car, fence: int) -> None:
+        """An MR whose car passed starts its re-test count afresh."""
+        for rider in car.riders:
+            entry = self.deps.store.get_entry(rider.entry_id)
+            if entry is not None and entry.attempts and entry.state in (EntryState.QUEUED, EntryState.WAITING_PIPELINE):
+                self.deps.store.transition(entry.id, entry.state, entry.state, entry.reason, fence=fence, attempts=0)
 
     def poll_pipelines(self, lane: LaneKey, fence: int, project: Project) -> None:
         """The safety net for lost webhooks: ask GitLab about every running car."""
@@ -218,7 +227,7 @@ class TrainLane:
         self.cars.add_car(lane.key, CarRecord(car, built.commit_sha, branch_for(lane.key, action.car_id),
                                               source_updates=built.source_updates, reason=action.describe()),
                           fence=lane.fence)
-        if isinstance(action, act.StartSideCar) and action.flaky_retry:
+        if isinstance(action, act.StartSideCar):  # every side car re-tests its riders after a failure
             for rider in action.riders:
                 self._count_flaky_retry(lane, rider.entry_id)
         lane.cars[car.car_id] = CarRecord(car, built.commit_sha, branch_for(lane.key, car.car_id),
