@@ -90,6 +90,11 @@ class InProcessQueue:
         with self._lock:
             return self._queue.qsize() + len(self._delayed)
 
+    def idle(self) -> bool:
+        """Nothing queued, delayed or being handled (benchmarks wait for this between clock steps)."""
+        with self._lock:
+            return self._queue.unfinished_tasks == 0 and not self._delayed
+
 
 class RedisStreamQueue:
     """Redis Streams with a consumer group.
