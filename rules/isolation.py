@@ -74,11 +74,11 @@ class CrashRecorder:
         self._durations.observe(seconds, hook=hook_name)
 
 
-def _keep_answer(answerer: Answerer, value: object) -> object:
+def keep_answer(answerer: Answerer, value: object) -> object:
     return value
 
 
-def _leave_out(answerer: Answerer, exc: Exception) -> object:
+def leave_out(answerer: Answerer, exc: Exception) -> object:
     return None
 
 
@@ -102,8 +102,8 @@ class HookCall:
     hook_name: str
     recorder: CrashRecorder
     answerer: Callable[[str], Answerer | None] = _plugin_is_its_rule
-    accept: Callable[[Answerer, object], object] = _keep_answer
-    on_crash: Callable[[Answerer, Exception], object] = _leave_out
+    accept: Callable[[Answerer, object], object] = keep_answer
+    on_crash: Callable[[Answerer, Exception], object] = leave_out
     answers: list[tuple[Answerer, object]] = field(default_factory=list)
 
     @contextlib.contextmanager
