@@ -18,10 +18,6 @@ from merge_assist.rules.config import REPO_CONFIG_FILE
 from tests.e2e.harness import WEBHOOK_SECRET, Bot, World, bot_settings
 from tests.helpers import wait_for
 
-PIPELINE_SECONDS = 600.0
-"""How long the sample project's pipelines run on the simulator's virtual clock."""
-
-
 class SettableClock:
     """`rules.ports.Clock` whose time only moves when a test sets it."""
 
@@ -57,11 +53,6 @@ def start_bot(sim: Simulator, world: World, tmp_path: Path, *, clock: Any = None
         raise
     sim.add_hook(world.project, f"{server.url}/webhooks/gitlab", WEBHOOK_SECRET)
     return Bot("embedded", server.url, runtime.store, server=server)
-
-
-def finish_pipelines(world: World) -> None:
-    """Let the running pipelines finish: move the simulator's virtual clock past their end."""
-    world.sim.clock.advance(PIPELINE_SECONDS + 60)
 
 
 def runtime_of(bot: Bot) -> Runtime:

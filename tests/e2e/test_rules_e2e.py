@@ -15,9 +15,9 @@ import pytest
 
 from gitlab_sim import Simulator
 from merge_assist.rules.model import EntryState, LaneKey
-from tests.e2e.harness import Bot, World
+from tests.e2e.harness import Bot, World, finish_pipelines
 from tests.e2e.rules_support import (
-    SettableClock, commit_config, finish_pipelines, metric_samples, runtime_of, start_bot,
+    SettableClock, commit_config, metric_samples, runtime_of, start_bot,
     wait_merge_event_handled, wait_note,
 )
 from tests.helpers import RaisesEverywhere, wait_for

@@ -23,8 +23,8 @@ from merge_assist.rules.help import render_help
 from merge_assist.rules.metrics import MetricsRegistry
 from merge_assist.rules.model import Actor, EntryState, Outcome, RuleContext
 from merge_assist.rules.plugins import build_plugin_manager
-from tests.e2e.harness import make_world
-from tests.e2e.rules_support import commit_config, finish_pipelines, runtime_of, start_bot, wait_note
+from tests.e2e.harness import finish_pipelines, make_world
+from tests.e2e.rules_support import commit_config, runtime_of, start_bot, wait_note
 from tests.helpers import REPO, FakeServices, wait_for
 
 EXAMPLE = REPO / "examples" / "merge_assist_example_plugin"
