@@ -21,12 +21,12 @@ __all__ = ["FIXTURES", "REPO", "cli", "clean_env", "free_port", "http_ok", "star
            "ALICE", "FakeServices", "RaisesEverywhere", "auth_request"]
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures"
-"""Real GitLab webhook payloads, copied from the reference material."""
+FIXTURES = REPO / "tests" / "bot" / "fixtures"
+"""Real GitLab webhook payloads, copied from the reference material (the one copy, for every test)."""
 
 
 def webhook_payload(name: str) -> dict[str, Any]:
-    """A fresh copy of the payload in tests/fixtures/<name>."""
+    """A fresh copy of the payload in FIXTURES/<name>."""
     payload: dict[str, Any] = json.loads((FIXTURES / name).read_text())
     return payload
 
