@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gitlab_sim import PipelinePlan, SimClock, Simulator, WebhookSettings  # noqa: E402
+from gitlab_sim.network import free_port  # noqa: E402
 from gitlab_sim.waiting import wait_for  # noqa: E402
 from gitlab_sim.sample import Team, make_team  # noqa: E402
 from gitlab_sim.state import RequestRecord, User  # noqa: E402
@@ -90,12 +90,6 @@ def template(record: RequestRecord) -> str:
 
 def bot_api_requests(sim: Simulator, bot_user: User) -> list[RequestRecord]:
     return [r for r in sim.request_log("api") if r.user_id == bot_user.id]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the bot, in either mode -----------------------------------------------------------------

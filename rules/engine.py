@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
 from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription
-from merge_assist.rules.isolation import Answerer, CrashRecorder, HookCall
+from merge_assist.rules.isolation import Answerer, CrashRecorder, HookCall, keep_answer, leave_out
 from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
 from merge_assist.rules.model import Decision, Priority, RuleContext, Verdict
 from merge_assist.rules.plugins import MergeAssistPluginManager
@@ -123,8 +123,7 @@ class RuleEngine:
         }
 
     def _describe_plugins(self) -> dict[str, RuleDescription]:
-        call = self._hook_call("merge_assist_describe_rule", None)
-        call.accept = _description
+        call = self._hook_call("merge_assist_describe_rule", None, accept=_description)
         with call.active():
             self._pm.hook.merge_assist_describe_rule()
         descriptions: dict[str, RuleDescription] = {}
@@ -144,15 +143,20 @@ class RuleEngine:
         merged.update((options or {}).get(rule, {}))
         return copy.deepcopy(merged)  # a rule changing its options must not change anyone else's
 
-    def _hook_call(self, hook_name: str, options: RuleOptions | None) -> HookCall:
+    def _hook_call(
+        self, hook_name: str, options: RuleOptions | None, *,
+        accept: Callable[[Answerer, object], object] = keep_answer,
+        on_crash: Callable[[Answerer, Exception], object] = leave_out,
+    ) -> HookCall:
         """A call of `hook_name` in which each plugin gets its rule's options from `options`
-        (rules disabled there are skipped; None: defaults, nobody skipped)."""
+        (rules disabled there are skipped; None: defaults, nobody skipped); `accept` and
+        `on_crash` as in `HookCall`."""
 
         def answerer(plugin_name: str) -> Answerer:
             rule = self._rule_of_plugin.get(plugin_name, plugin_name)
             return Answerer(plugin_name, rule, self._options_for(plugin_name, rule, options))
 
-        return HookCall(hook_name, self._recorder, answerer)
+        return HookCall(hook_name, self._recorder, answerer, accept, on_crash)
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -165,8 +169,7 @@ class RuleEngine:
         return self._check("merge_assist_check_merge", context, options)
 
     def _check(self, hook_name: str, context: RuleContext, options: RuleOptions | None) -> Decision:
-        call = self._hook_call(hook_name, options)
-        call.accept, call.on_crash = _verdict_of_rule, _crash_verdict
+        call = self._hook_call(hook_name, options, accept=_verdict_of_rule, on_crash=_crash_verdict)
         with call.active():
             verdicts = getattr(self._pm.hook, hook_name)(context=context)
         return Decision(tuple(verdicts))
@@ -175,8 +178,7 @@ class RuleEngine:
         self, context: RuleContext, requested: Priority, options: RuleOptions | None = None,
     ) -> Priority:
         """The highest priority any plugin asks for, else `requested`."""
-        call = self._hook_call("merge_assist_adjust_priority", options)
-        call.accept = _priority
+        call = self._hook_call("merge_assist_adjust_priority", options, accept=_priority)
         with call.active():
             wanted: list[Priority] = self._pm.hook.merge_assist_adjust_priority(context=context, requested=requested)
         return max(wanted) if wanted else requested
@@ -185,8 +187,8 @@ class RuleEngine:
 
     def authorize(self, request: AuthRequest) -> AuthDecision:
         """Any deny wins; without any allow, access is denied."""
-        call = self._hook_call("merge_assist_authorize", None)
-        call.accept, call.on_crash = _decision_of_plugin, _crash_decision
+        call = self._hook_call("merge_assist_authorize", None, accept=_decision_of_plugin,
+                               on_crash=_crash_decision)
         with call.active():
             decisions: list[AuthDecision] = self._pm.hook.merge_assist_authorize(request=request)
         denied = [decision for decision in decisions if not decision.allowed]
@@ -205,8 +207,7 @@ class RuleEngine:
 
     def _commands(self) -> dict[str, tuple[str, CommandSpec]]:
         if self._command_table is None:
-            call = self._hook_call("merge_assist_register_commands", None)
-            call.accept = _command_list
+            call = self._hook_call("merge_assist_register_commands", None, accept=_command_list)
             with call.active():
                 self._pm.hook.merge_assist_register_commands()
             table: dict[str, tuple[str, CommandSpec]] = {}

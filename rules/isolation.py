@@ -39,15 +39,16 @@ class Answerer:
 
     plugin: str
     rule: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] | None = None
+    """None: the plugin gets the `context` argument as the caller gave it."""
 
     @property
     def enabled(self) -> bool:
-        return bool(self.options.get("enabled", True))
+        return bool((self.options or {}).get("enabled", True))
 
     @property
     def on_error(self) -> str:
-        return str(self.options.get("on_error", ""))
+        return str((self.options or {}).get("on_error", ""))
 
 
 class CrashRecorder:
@@ -74,11 +75,11 @@ class CrashRecorder:
         self._durations.observe(seconds, hook=hook_name)
 
 
-def _keep_answer(answerer: Answerer, value: object) -> object:
+def keep_answer(answerer: Answerer, value: object) -> object:
     return value
 
 
-def _leave_out(answerer: Answerer, exc: Exception) -> object:
+def leave_out(answerer: Answerer, exc: Exception) -> object:
     return None
 
 
@@ -102,8 +103,8 @@ class HookCall:
     hook_name: str
     recorder: CrashRecorder
     answerer: Callable[[str], Answerer | None] = _plugin_is_its_rule
-    accept: Callable[[Answerer, object], object] = _keep_answer
-    on_crash: Callable[[Answerer, Exception], object] = _leave_out
+    accept: Callable[[Answerer, object], object] = keep_answer
+    on_crash: Callable[[Answerer, Exception], object] = leave_out
     answers: list[tuple[Answerer, object]] = field(default_factory=list)
 
     @contextlib.contextmanager
@@ -128,7 +129,7 @@ def _current_call(hook_name: str, recorder: CrashRecorder) -> HookCall:
 
 def _with_own_options(args: tuple[object, ...], context_index: int | None,
                       answerer: Answerer) -> tuple[object, ...]:
-    if context_index is None:
+    if context_index is None or answerer.options is None:
         return args
     context = args[context_index]
     # Each rule sees its own options; a copy, so a rule changing them changes nobody else's.

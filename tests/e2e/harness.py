@@ -24,6 +24,8 @@ from merge_assist.storage import Store, migrate
 from tests.helpers import cli, free_port, http_ok, start_cli, wait_for
 
 WEBHOOK_SECRET = "e2e-webhook-secret"
+PIPELINE_SECONDS = 600.0
+"""How long the pipelines of the tests run, on the simulator's virtual clock."""
 
 
 @dataclass
@@ -49,6 +51,11 @@ class World(Team):
     def pipelines_of(self, iid: int):  # type: ignore[no-untyped-def]
         mr = self.sim.merge_request(self.project, iid)
         return self.sim.pipelines(self.project, ref=mr.source_branch)
+
+
+def finish_pipelines(world: World) -> None:
+    """Let the running pipelines finish: move the simulator's virtual clock past their end."""
+    world.sim.clock.advance(PIPELINE_SECONDS + 60)
 
 
 def make_world(sim: Simulator, merge_method: str = "merge") -> World:

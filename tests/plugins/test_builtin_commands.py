@@ -7,37 +7,10 @@ import pytest
 from merge_assist.rules.commands import CommandInvocation
 from merge_assist.rules.hookspecs import AuthRequest
 from merge_assist.rules.model import Actor, Priority
+from tests.helpers import ALICE, FakeServices
 
-ALICE = Actor(gitlab_user_id=1, username="alice")
 UNLINKED_SLACK = Actor(gitlab_user_id=None, username="bob@slack", channel="slack")
 UNLINKED_API = Actor(gitlab_user_id=None, username="script", channel="api")
-
-
-class FakeServices:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def _record(self, *call) -> str:
-        self.calls.append(call)
-        return " ".join(str(part) for part in call)
-
-    def enqueue(self, priority):
-        return self._record("enqueue", priority.label)
-
-    def cancel(self):
-        return self._record("cancel")
-
-    def set_priority(self, priority):
-        return self._record("set_priority", priority.label)
-
-    def retry(self):
-        return self._record("retry")
-
-    def status(self):
-        return self._record("status")
-
-    def help(self):
-        return self._record("help")
 
 
 @pytest.mark.parametrize("name, args, call", [
