@@ -162,6 +162,15 @@ class GitWorkspace:
                 self._push(repo, *refspecs, options=("ci.skip",))
             self._push(repo, f"{commit_sha}:refs/heads/{target_branch}")
 
+    def delete_branches(self, project: Project, branches: Sequence[str]) -> None:
+        """Delete temporary branches with one git push (no API request); absent ones are fine."""
+        if not branches:
+            return
+        with self._lock(project):
+            repo = self._repo(project)
+            self._run(repo, "push", "--porcelain", "origin", *(f":refs/heads/{branch}" for branch in branches),
+                      check=False)
+
     def _push(self, repo: Path, *refspecs: str, options: Sequence[str] = ()) -> None:
         args = ["push", "--porcelain", *(f"--push-option={option}" for option in options), "origin", *refspecs]
         pushed = self._run(repo, *args, check=False)

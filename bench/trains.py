@@ -138,10 +138,8 @@ def drive(workload: Workload, mode: str, team: Team, runtime: object, rng: rando
             index = len(commanded)
             is_bad = rng.random() < workload.p_bad
             content = "BROKEN\n" if is_bad else f"change {index}\n"
-            mr = sim.create_merge_request(project, f"mr-{index}", author=team.dev, title=f"Change {index}",
-                                          files={f"src/change{index}.txt": content})
-            if skip:
-                sim.commit(project, f"mr-{index}", {f"notes/{index}.txt": "ready\n"}, f"Ready{skip}", team.dev)
+            sim.commit(project, f"mr-{index}", {f"src/change{index}.txt": content}, f"Change {index}{skip}", team.dev)
+            mr = sim.create_merge_request(project, f"mr-{index}", author=team.dev, title=f"Change {index}")
             if is_bad:
                 bad.add(mr.iid)
             sim.post_note(project, mr.iid, team.dev, "/merge-assist merge")

@@ -21,6 +21,7 @@ JOB_HOOK = "Job Hook"
 PUSH_HOOK = "Push Hook"
 HANDLED_HOOKS = frozenset({NOTE_HOOK, MERGE_REQUEST_HOOK, PIPELINE_HOOK, JOB_HOOK, PUSH_HOOK})
 CONFIG_FILE = ".merge-assist.yml"
+TEMPORARY_BRANCHES = "merge-assist/"
 
 
 
@@ -70,8 +71,9 @@ def is_relevant(hook: str, body: dict[str, Any]) -> bool:
     if hook == NOTE_HOOK:
         return "/merge-assist" in str(attributes.get("note") or "").lower()
     if hook == PUSH_HOOK:
-        default_branch = (body.get("project") or {}).get("default_branch")
-        return body.get("ref") == f"refs/heads/{default_branch}" and touches_config(body)
+        # A push to a lane's target moves the base of its train; the bot's own car branches don't matter.
+        ref = str(body.get("ref") or "")
+        return ref.startswith("refs/heads/") and not ref.startswith(f"refs/heads/{TEMPORARY_BRANCHES}")
     return hook == MERGE_REQUEST_HOOK
 
 
@@ -154,8 +156,8 @@ class EventHandler:
             self._merge_request_event(project_id, body)
         elif hook in (PIPELINE_HOOK, JOB_HOOK):
             self._ci_event(project_id, body)
-        elif hook == PUSH_HOOK and touches_config(body):
-            self._config_changed(project_id)
+        elif hook == PUSH_HOOK:
+            self._push(project_id, body)
 
     def _note(self, project_id: int, body: dict[str, Any]) -> None:
         attributes = body.get("object_attributes") or {}
@@ -185,8 +187,19 @@ class EventHandler:
         return self._store.deliveries.first_time(key, "command")
 
     def _merge_request_event(self, project_id: int, body: dict[str, Any]) -> None:
-        target = str((body.get("object_attributes") or {}).get("target_branch") or "")
-        self._wake_project(project_id, only_branch=target or None)
+        """Only an MR with an active entry can change a lane (a push, a close, a draft…)."""
+        iid = (body.get("object_attributes") or {}).get("iid")
+        for lane in self._store.queue.lanes_for(project_id, sha=None, mr_iid=int(iid) if iid else None):
+            self._waker.drive(lane)
+
+    def _push(self, project_id: int, body: dict[str, Any]) -> None:
+        default_branch = (body.get("project") or {}).get("default_branch")
+        branch = str(body.get("ref") or "").removeprefix("refs/heads/")
+        if branch == default_branch and touches_config(body):
+            self._config_changed(project_id)
+        if body.get("user_id") is not None and body.get("user_id") == self._bot_user_id():
+            return  # the bot's own landing: it already planned what follows
+        self._wake_project(project_id, only_branch=branch)
 
     def _ci_event(self, project_id: int, body: dict[str, Any]) -> None:
         """Wake only the lanes this pipeline or job is about: a train car's commit, or an entry's

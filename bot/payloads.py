@@ -196,7 +196,7 @@ _HOOK_FIELDS: dict[str, tuple[dict[str, Reader], dict[str, Reader]]] = {
     "Push Hook": (
         {},
         {"ref": _text, "commits": lambda value, name: [_COMMIT(c, f"{name}[]") for c in _list(value, name)],
-         "total_commits_count": _id}),
+         "total_commits_count": _id, "user_id": _id}),
 }
 
 

@@ -82,7 +82,7 @@ class TrainDriver(Protocol):
 
     def drive(self, key: LaneKey, fence: int, project: Project, options: RuleOptions) -> float | None: ...
 
-    def pipeline_changed(self, lane: LaneKey, fence: int, sha: str, pipeline_id: int, status: str,
+    def pipeline_changed(self, lane: LaneKey, sha: str, pipeline_id: int, status: str,
                          web_url: str = "", failed_job: str | None = None) -> None: ...
 
     def poll_pipelines(self, lane: LaneKey, fence: int, project: Project) -> None: ...
@@ -151,11 +151,11 @@ class LaneDriver:
         GitLab reports a failed job while the rest of its pipeline still runs; waiting for the
         pipeline to end would only make the author wait longer for the same answer.
         """
+        if self.train is not None and self._train_options(lane) is not None:
+            self.train.pipeline_changed(lane, sha, 0, "failed", failed_job=job_name)
+            return
         with self._lease(lane) as fence:
             if fence is None:
-                return
-            if self.train is not None and self._train_options(lane) is not None:
-                self.train.pipeline_changed(lane, fence, sha, 0, "failed", failed_job=job_name)
                 return
             entry = next((e for e in self.deps.store.lane_entries(lane)
                           if e.state is EntryState.WAITING_PIPELINE and e.tested_sha == sha), None)
@@ -172,10 +172,10 @@ class LaneDriver:
                 return
 
     def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None:
-        """A pipeline of a train car finished (Pipeline hook)."""
-        with self._lease(lane) as fence:
-            if fence is not None and self.train is not None:
-                self.train.pipeline_changed(lane, fence, sha, pipeline_id, status, web_url)
+        """A pipeline of a train car finished (Pipeline hook); recorded even while another worker
+        drives the lane."""
+        if self.train is not None:
+            self.train.pipeline_changed(lane, sha, pipeline_id, status, web_url)
 
     # -- one step: snapshot, plan, act ------------------------------------------------------
 

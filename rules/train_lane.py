@@ -75,9 +75,10 @@ class TrainLane:
 
     # -- events --------------------------------------------------------------------------------
 
-    def pipeline_changed(self, lane: LaneKey, fence: int, sha: str, pipeline_id: int, status: str,
+    def pipeline_changed(self, lane: LaneKey, sha: str, pipeline_id: int, status: str,
                          web_url: str = "", failed_job: str | None = None) -> None:
-        """A Pipeline or Job hook (or a poll) about a car's commit."""
+        """A Pipeline or Job hook (or a poll) about a car's commit. Needs no lease: the result is a
+        compare-and-set on the car still running, and the lane is driven afterwards."""
         record = next((r for r in self.cars.lane_cars(lane) if r.commit_sha == sha), None)
         if record is None or not record.car.status.running:
             return
@@ -95,16 +96,11 @@ class TrainLane:
         fields: dict[str, object] = {"pipeline_url": web_url or record.pipeline_url}
         if pipeline_id:
             fields["pipeline_id"] = pipeline_id
-        self.cars.update_car(lane, record.car.car_id, fence=fence, status=outcome, reason=reason, **fields)
-        if outcome is CarStatus.PASSED:
-            self._reset_flaky_retries(record.car, fence)
-
-    def _reset_flaky_retries(self, car: Car, fence: int) -> None:
-        """An MR whose car passed starts its re-test count afresh."""
-        for rider in car.riders:
-            entry = self.deps.store.get_entry(rider.entry_id)
-            if entry is not None and entry.attempts and entry.state in (EntryState.QUEUED, EntryState.WAITING_PIPELINE):
-                self.deps.store.transition(entry.id, entry.state, entry.state, entry.reason, fence=fence, attempts=0)
+        if outcome is CarStatus.TESTING:
+            if pipeline_id and record.car.pipeline_id is None:
+                self.cars.record_pipeline(lane, record.car.car_id, CarStatus.TESTING, reason, **fields)
+            return
+        self.cars.record_pipeline(lane, record.car.car_id, outcome, reason, **fields)
 
     def poll_pipelines(self, lane: LaneKey, fence: int, project: Project) -> None:
         """The safety net for lost webhooks: ask GitLab about every running car."""
@@ -112,32 +108,41 @@ class TrainLane:
             if record.car.status.running and record.commit_sha:
                 runs = self.deps.gitlab.pipelines_for_sha(project.id, record.commit_sha)
                 if runs:
-                    self.pipeline_changed(lane, fence, record.commit_sha, runs[0].id, runs[0].status, runs[0].web_url)
+                    self.pipeline_changed(lane, record.commit_sha, runs[0].id, runs[0].status, runs[0].web_url)
 
     # -- rounds --------------------------------------------------------------------------------
 
     def drive(self, key: LaneKey, fence: int, project: Project, options: RuleOptions) -> float | None:
+        """Plan and act until only waiting is left. GitLab is read once per drive (the lane's open MRs
+        and the target's head); the rounds after the first reuse that, updated with what the
+        executor itself did."""
         settings = train_settings(options)
+        gitlab = self.deps.gitlab
+        open_mrs = {mr.iid: mr for mr in gitlab.list_open_merge_requests(project.id, key.target_branch)}
+        target_head = gitlab.get_branch_sha(project.id, key.target_branch)
         for _ in range(MAX_ROUNDS):
-            lane = self._read(key, fence, project, options)
-            snapshot = self._snapshot(lane, settings)
-            actions = plan(snapshot)
-            performed = [a for a in actions if not isinstance(a, act.Wait)]
+            lane = self._read(key, fence, project, options, open_mrs)
+            snapshot = self._snapshot(lane, settings, target_head)
+            performed = [action for action in plan(snapshot) if not isinstance(action, act.Wait)]
             for action in performed:
-                if not self._perform(lane, snapshot, action):
+                done = self._perform(lane, snapshot, action)
+                if isinstance(action, act.LandCar):
+                    target_head = (lane.cars[action.car_id].commit_sha or target_head) if done else \
+                        gitlab.get_branch_sha(project.id, key.target_branch)
+                if not done:
                     break
-            self._sync_entries(self._read(key, fence, project, options))
+            self._sync_entries(self._refresh(lane))
             if not performed:
                 return None
         return 1.0
 
-    def _read(self, key: LaneKey, fence: int, project: Project, options: RuleOptions) -> _Lane:
-        gitlab = self.deps.gitlab
+    def _read(self, key: LaneKey, fence: int, project: Project, options: RuleOptions,
+              open_mrs: dict[int, MergeRequest]) -> _Lane:
         entries = {e.id: e for e in self.deps.store.lane_entries(key)}
-        open_mrs = {mr.iid: mr for mr in gitlab.list_open_merge_requests(project.id, key.target_branch)}
         mrs: dict[int, MergeRequest] = {}
         for entry in list(entries.values()):
-            mr = open_mrs.get(entry.mr_iid) or gitlab.get_merge_request(project.id, entry.mr_iid)
+            mr = open_mrs.get(entry.mr_iid) or self.deps.gitlab.get_merge_request(project.id, entry.mr_iid)
+            open_mrs[entry.mr_iid] = mr
             if mr.state == "opened" and mr.target_branch == key.target_branch:
                 mrs[entry.id] = mr
                 continue
@@ -145,6 +150,12 @@ class TrainLane:
             del entries[entry.id]
         cars = {record.car.car_id: record for record in self.cars.lane_cars(key)}
         return _Lane(key, fence, project, options, entries, mrs, cars)
+
+    def _refresh(self, lane: _Lane) -> _Lane:
+        """The lane's entries and cars as stored now; the MRs as read at the start of the drive."""
+        entries = {e.id: e for e in self.deps.store.lane_entries(lane.key) if e.id in lane.mrs}
+        cars = {record.car.car_id: record for record in self.cars.lane_cars(lane.key)}
+        return _Lane(lane.key, lane.fence, lane.project, lane.options, entries, lane.mrs, cars)
 
     def _left(self, entry: QueueEntry, mr: MergeRequest, fence: int) -> None:
         """The MR is no longer an open MR of this lane."""
@@ -160,7 +171,7 @@ class TrainLane:
             store.transition(entry.id, entry.state, EntryState.CANCELLED,
                              f"its target branch is now {mr.target_branch}", fence=fence)
 
-    def _snapshot(self, lane: _Lane, settings: TrainSettings) -> TrainSnapshot:
+    def _snapshot(self, lane: _Lane, settings: TrainSettings, target_head: str) -> TrainSnapshot:
         queued = []
         for entry in lane.entries.values():
             mergeable = self._mergeable(lane, entry)
@@ -170,7 +181,7 @@ class TrainLane:
                                    mergeable, entry.attempts))
         records = list(lane.cars.values())
         return TrainSnapshot(
-            target_head=self.deps.gitlab.get_branch_sha(lane.project.id, lane.key.target_branch),
+            target_head=target_head,
             entries=tuple(queued), train=tuple(r.car for r in records if not r.car.side),
             side_cars=tuple(r.car for r in records if r.car.side), settings=settings,
             next_car_id=self.cars.next_car_id(lane.key))
@@ -298,20 +309,26 @@ class TrainLane:
         record = lane.cars.get(car_id)
         if record is None:
             return
-        if record.car.status.running and record.car.pipeline_id is not None:
-            try:
-                self.deps.gitlab.cancel_pipeline(lane.project.id, record.car.pipeline_id)
-            except GitLabError as exc:
-                log.warning("lane %s: cannot cancel pipeline #%s: %s", lane.key, record.car.pipeline_id, exc)
+        if record.car.status.running:
+            self._cancel_pipeline(lane, record)
         self.cars.update_car(lane.key, car_id, fence=lane.fence, status=CarStatus.CANCELLED, reason=reason)
         self._forget_branch(lane, record)
 
+    def _cancel_pipeline(self, lane: _Lane, record: CarRecord) -> None:
+        """A dropped car's pipeline would only hold a runner: cancel it (found by commit if its
+        hook has not told us its id yet)."""
+        try:
+            ids = [record.car.pipeline_id] if record.car.pipeline_id is not None else [
+                run.id for run in self.deps.gitlab.pipelines_for_sha(lane.project.id, record.commit_sha or "")
+                if run.status in ("created", "pending", "running")]
+            for pipeline_id in ids:
+                self.deps.gitlab.cancel_pipeline(lane.project.id, pipeline_id)
+        except GitLabError as exc:
+            log.warning("lane %s: cannot cancel the pipeline of car %s: %s", lane.key, record.car.car_id, exc)
+
     def _forget_branch(self, lane: _Lane, record: CarRecord) -> None:
         if record.branch:
-            try:
-                self.deps.gitlab.delete_branch(lane.project.id, record.branch)
-            except GitLabError as exc:
-                log.warning("lane %s: cannot delete %s: %s", lane.key, record.branch, exc)
+            self.builder.delete_branches(lane.project, [record.branch])
 
     def _retry(self, lane: _Lane, car_id: int) -> bool:
         record = lane.cars[car_id]
@@ -351,8 +368,11 @@ class TrainLane:
 
     def _sync_entries(self, lane: _Lane) -> None:
         where: dict[int, str] = {}
+        passed: set[int] = set()  # an MR whose car passed starts its re-test count afresh
         for record in lane.cars.values():
             car = record.car
+            if car.status is CarStatus.PASSED:
+                passed.update(r.entry_id for r in car.riders)
             others = ", ".join(f"!{lane.entries[r.entry_id].mr_iid}" for r in car.riders if r.entry_id in lane.entries)
             run = f"pipeline #{car.pipeline_id}" if car.pipeline_id else "its pipeline"
             kind = "side car" if car.side else "car"
@@ -367,9 +387,10 @@ class TrainLane:
                 target, reason = EntryState.WAITING_PIPELINE, where[entry.id]
             else:
                 target, reason = EntryState.QUEUED, "waiting for the next car"
-            if entry.state is not target or entry.reason != reason:
+            retries = 0 if entry.id in passed else entry.attempts
+            if entry.state is not target or entry.reason != reason or retries != entry.attempts:
                 self.deps.store.transition(entry.id, entry.state, target, reason, fence=lane.fence,
-                                           tested_sha=lane.mrs[entry.id].sha)
+                                           tested_sha=lane.mrs[entry.id].sha, attempts=retries)
 
 
 __all__ = ["TrainLane", "train_settings", "is_train", "branch_for"]

@@ -38,6 +38,11 @@ class CarStore(Protocol):
         """Change a car's status or fields (pipeline_id, after_car, base_sha, attempts…), audited."""
         ...
 
+    def record_pipeline(self, lane: LaneKey, car_id: CarId, status: CarStatus, reason: str,
+                        **fields: object) -> bool:
+        """Compare-and-set a running car's pipeline result without the lease; False if it stopped running."""
+        ...
+
     def lane_for_commit(self, project_id: int, sha: str) -> LaneKey | None:
         """The lane whose live car is that commit (pipeline and job hooks find their car)."""
         ...
@@ -88,4 +93,8 @@ class CarBuilder(Protocol):
     def land(self, project: Project, target_branch: str, commit_sha: str, source_updates: dict[str, str]) -> None:
         """Push each rebased head to its source branch (no pipeline), then fast-forward the target to
         `commit_sha`; raises TargetMoved or PushRefused."""
+        ...
+
+    def delete_branches(self, project: Project, branches: Sequence[str]) -> None:
+        """Delete temporary branches; absent ones are fine."""
         ...

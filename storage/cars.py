@@ -85,6 +85,24 @@ class CarRepository:
             if status is not None:
                 session.add(_audit(lane, car_id, status.value, reason or ""))
 
+    def record_pipeline(self, lane: LaneKey, car_id: CarId, status: CarStatus, reason: str,
+                        **fields: object) -> bool:
+        """A pipeline's result for a running car: a compare-and-set on the car still running, with no
+        lease needed, so a result that arrives while a worker drives the lane is never lost."""
+        unknown = set(fields) - UPDATABLE
+        if unknown:
+            raise TypeError(f"cannot set {sorted(unknown)} on a car")
+        with self._db.session() as session:
+            moved = session.execute(update(TrainCarRow).where(
+                TrainCarRow.project_id == lane.project_id, TrainCarRow.target_branch == lane.target_branch,
+                TrainCarRow.car_id == car_id,
+                TrainCarRow.status.in_([CarStatus.BUILDING.value, CarStatus.TESTING.value]),
+            ).values(status=status.value, reason=reason, updated_at=utcnow(), **fields))
+            if not int(getattr(moved, "rowcount", 0)):
+                return False
+            session.add(_audit(lane, car_id, status.value, reason))
+            return True
+
     def lane_for_commit(self, project_id: int, sha: str) -> LaneKey | None:
         with self._db.session() as session:
             row = session.execute(select(TrainCarRow.project_id, TrainCarRow.target_branch).where(

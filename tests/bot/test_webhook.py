@@ -137,10 +137,10 @@ def push(files: list[str], total: int | None = None, ref: str = "refs/heads/main
 
 @pytest.mark.parametrize("body, status", [
     (push([".merge-assist.yml"]), "queued"),
-    (push(["README.md"]), "ignored"),
-    (push(["README.md"], total=25), "queued"),
-    (push([".merge-assist.yml"], ref="refs/heads/feature"), "ignored"),
+    (push(["README.md"]), "queued"),  # a push to a lane's target moves the base of its train
+    (push(["README.md"], ref="refs/heads/merge-assist/train/main/3"), "ignored"),  # the bot's own cars
+    (push(["README.md"], ref="refs/tags/v1"), "ignored"),
 ])
-def test_pushes_matter_only_when_they_may_change_the_config(client, body, status):
+def test_pushes_matter_for_the_config_and_for_lane_targets(client, body, status):
     response = post(client, body, event="Push Hook")
     assert response.status_code == 200 and response.json()["status"] == status
