@@ -69,6 +69,7 @@ class Runtime:
     worker: Worker | None = None
     handler: EventHandler | None = None
     config: ProjectConfig | None = None
+    commands: CommandService | None = None  # the admin API's priority and cancel go through it
     _started: bool = field(default=False, repr=False)
 
     @classmethod
@@ -107,6 +108,7 @@ class Runtime:
         commands = CommandService(CommandDeps(
             flow=flow, roles=store.users, audit=store.audit, history=queue_store,
             wake=lambda entry: scheduler.drive(entry.lane)))
+        self.commands = commands
         self.handler = EventHandler(store, commands, scheduler, bot_user_id=self._bot_user_id,
                                     on_config_changed=self.config.invalidate,
                                     claim_seconds=settings.queue_reclaim_seconds / 2)

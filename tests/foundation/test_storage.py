@@ -8,7 +8,7 @@ from merge_assist.storage.models import AuditRecord
 from merge_assist.storage.queue import AlreadyQueued
 
 TABLES = {"users", "roles", "role_grants", "projects", "lanes", "queue_entries", "webhook_deliveries",
-          "audit_log", "alembic_version"}
+          "audit_log", "alembic_version", "auth_sessions", "sign_in_failures"}
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_project_scoped_grant_does_not_apply_elsewhere(store):
     assert store.users.roles_for(project_id=7, gitlab_user_id=101) == {"priority_manager"}
     assert store.users.roles_for(project_id=8, gitlab_user_id=101) == frozenset()
     store.users.grant(alice.id, "admin")
-    assert store.users.roles_for(project_id=8, gitlab_username="alice") == {"admin"}
+    assert store.users.roles_for(project_id=8, gitlab_user_id=101) == {"admin"}
     assert store.users.revoke(alice.id, "priority_manager", project_id=7) == 1
     assert store.users.roles_for(project_id=7, gitlab_user_id=101) == {"admin"}
 
@@ -148,7 +148,7 @@ def test_downgrade_one_step_removes_only_the_triggers(db_url):
     store.audit.record(Actor(5, "alice", "gitlab"), "command:merge", "1!2", "ok")
     with store.db.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))
-    migrate.upgrade(store.db)
+    migrate.upgrade(store.db, "0002")
     assert migrate.current_revision(store.db) == "0002"
     store.db.dispose()
 
