@@ -171,6 +171,7 @@ def _grantee(call: Call) -> int:
 def create_grant(call: Call) -> dict[str, Any]:
     role, project_id = call.field("role", str), call.project_id
     if not call.user.may_grant(role, project_id):
+        call.audit("grant", "-", "refused", f"{role} on {project_id or 'all projects'} needs an admin")
         raise ApiError(403, "only admins grant the admin role or roles on all projects")
     try:
         grant = call.runtime.store.users.grant(_grantee(call), role, project_id, granted_by=call.user.username)
@@ -193,6 +194,7 @@ def delete_grant(call: Call) -> dict[str, Any]:
     grant = call.runtime.store.users.get_grant(int(call.params["grant_id"]))
     assert grant is not None  # the scope lookup answered 404 otherwise
     if not call.user.may_grant(grant.role, grant.project_id):
+        call.audit("revoke", f"user:{grant.user_id}", "refused", f"{grant.role} needs an admin")
         raise ApiError(403, "only admins revoke the admin role or roles on all projects")
     call.runtime.store.users.revoke_grant(grant.id)
     call.audit("revoke", f"user:{grant.user_id}", detail=f"{grant.role} on {grant.project_id or 'all projects'}")
