@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
@@ -56,7 +56,7 @@ class Call:
     query: Mapping[str, str]
     body: dict[str, Any]
     client: str
-    project_id: int | None = field(default=None)
+    project_id: int | None = None
 
     @property
     def user(self) -> Principal:

@@ -93,8 +93,6 @@ class UserRepository:
         assert user is not None
         return _view(user) if user.active else None
 
-    verify_password = authenticate
-
     def get(self, user_id: int) -> UserView | None:
         with self._db.session() as session:
             user = session.get(User, user_id)

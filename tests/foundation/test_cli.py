@@ -77,7 +77,7 @@ def test_create_admin_reads_password_from_file_and_grant(tmp_path):
     from merge_assist.storage import Store
 
     store = Store.open(f"sqlite:///{tmp_path / 'merge-assist.db'}")
-    assert store.users.verify_password("root", "s3cret-password") is not None
+    assert store.users.authenticate("root", "s3cret-password") is not None
     assert store.users.roles_for(project_id=7, gitlab_user_id=101) == {"priority_manager"}
     assert store.users.roles_for(project_id=8, gitlab_user_id=101) == frozenset()
     store.projects.register(8, "acme/app")

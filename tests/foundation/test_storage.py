@@ -52,8 +52,8 @@ def test_project_scoped_grant_does_not_apply_elsewhere(store):
 
 def test_local_user_password_is_hashed(store):
     store.users.create_local("root", "correct horse")
-    assert store.users.verify_password("root", "correct horse") is not None
-    assert store.users.verify_password("root", "wrong") is None
+    assert store.users.authenticate("root", "correct horse") is not None
+    assert store.users.authenticate("root", "wrong") is None
     with store.db.session() as session:
         stored = session.execute(select(AuditRecord)).all()
         assert stored == []
