@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from merge_assist.bot.admin_http import ApiError, ApiRoute, Call, no_project, unauthorized
+from merge_assist.bot.admin_http import ApiError, ApiRoute, Body, Call, no_project, unauthorized
 from merge_assist.bot.admin_policy import Permission
 from merge_assist.bot.admin_tokens import REFRESH, REFRESH_SECONDS, TokenRefused
 from merge_assist.rules.model import Actor
@@ -47,7 +47,7 @@ def _throttle(call: Call, username: str) -> None:
 
 
 def sign_in(call: Call) -> dict[str, Any]:
-    username, password = call.field("username", str), call.field("password", str)
+    username, password = call.field("username"), call.field("password")
     try:
         check_password_length(password)  # before any lookup: the same answer for every name
     except PasswordRejected as exc:
@@ -68,7 +68,7 @@ def sign_in(call: Call) -> dict[str, Any]:
 
 
 def refresh(call: Call) -> dict[str, Any]:
-    token = call.field("refresh_token", str)
+    token = call.field("refresh_token")
     try:
         claims = call.tokens.decode(token, REFRESH)
         user, refresh_jti = call.runtime.store.sessions.rotate(claims.session_id, claims.user_id, claims.token_id)
@@ -84,7 +84,7 @@ def sign_out(call: Call) -> dict[str, Any]:
 
 
 def change_password(call: Call) -> dict[str, Any]:
-    current, new = call.field("current_password", str), call.field("new_password", str)
+    current, new = call.field("current_password"), call.field("new_password")
     users = call.runtime.store.users
     try:
         if not users.password_ok(call.user.user_id, current):
@@ -109,9 +109,9 @@ def list_users(call: Call) -> dict[str, Any]:
 
 
 def create_user(call: Call) -> dict[str, Any]:
-    username, password = call.field("username", str), call.field("password", str)
+    username, password = call.field("username"), call.field("password")
     try:
-        user = call.runtime.store.users.create_local(username, password, call.field("email", str, required=False))
+        user = call.runtime.store.users.create_local(username, password, call.field("email"))
     except PasswordRejected as exc:
         raise ApiError(400, str(exc)) from None
     except UserExists as exc:
@@ -122,15 +122,15 @@ def create_user(call: Call) -> dict[str, Any]:
 
 def update_user(call: Call) -> dict[str, Any]:
     user_id = int(call.params["user_id"])
-    active, password = call.field("active", bool, required=False), call.field("password", str, required=False)
-    gitlab_id = call.field("gitlab_user_id", int, required=False)
+    active, password = call.field("active"), call.field("password")
+    gitlab_id = call.field("gitlab_user_id")
     store = call.runtime.store
     try:
-        user = store.users.update(user_id, email=call.field("email", str, required=False), active=active,
+        user = store.users.update(user_id, email=call.field("email"), active=active,
                                   password=password)
         if gitlab_id is not None:
             user = store.users.link_gitlab(user_id, gitlab_id,
-                                           call.field("gitlab_username", str, required=False) or str(gitlab_id))
+                                           call.field("gitlab_username") or str(gitlab_id))
     except UnknownUser as exc:
         raise ApiError(404, str(exc)) from None
     except PasswordRejected as exc:
@@ -152,24 +152,24 @@ def list_grants(call: Call) -> dict[str, Any]:
 
 
 def grant_project(call: Call) -> int | None:
-    value = call.field("project_id", int, required=False)
+    value = call.field("project_id")
     return int(value) if value is not None else None
 
 
 def _grantee(call: Call) -> int:
     """The user row of `user_id`, or of a GitLab user given by id (created on first grant)."""
-    user_id = call.field("user_id", int, required=False)
+    user_id = call.field("user_id")
     if user_id is not None:
         return int(user_id)
-    gitlab_id = call.field("gitlab_user_id", int, required=False)
+    gitlab_id = call.field("gitlab_user_id")
     if gitlab_id is None:
         raise ApiError(400, "user_id or gitlab_user_id: required")
-    name = call.field("gitlab_username", str, required=False) or str(gitlab_id)
+    name = call.field("gitlab_username") or str(gitlab_id)
     return call.runtime.store.users.ensure_gitlab_user(name, gitlab_id).id
 
 
 def create_grant(call: Call) -> dict[str, Any]:
-    role, project_id = call.field("role", str), call.project_id
+    role, project_id = call.field("role"), call.project_id
     if not call.user.may_grant(role, project_id):
         call.audit("grant", "-", "refused", f"{role} on {project_id or 'all projects'} needs an admin")
         raise ApiError(403, "only admins grant the admin role or roles on all projects")
@@ -208,22 +208,24 @@ def slack_links(call: Call) -> dict[str, Any]:
 
 ACCOUNT_ROUTES = (
     ApiRoute("POST", f"{V1}/auth/token", sign_in, None, "Sign in: an access and a refresh token",
-             body=("username", "password")),
+             body=Body({"username": str, "password": str}, required=("username", "password"))),
     ApiRoute("POST", f"{V1}/auth/refresh", refresh, None, "Swap a refresh token for a new pair",
-             body=("refresh_token",)),
+             body=Body({"refresh_token": str}, required=("refresh_token",))),
     ApiRoute("POST", f"{V1}/auth/sign-out", sign_out, Permission.SIGNED_IN, "End this session"),
     ApiRoute("POST", f"{V1}/auth/password", change_password, Permission.SIGNED_IN,
-             "Change one's password (signs out every session)", body=("current_password", "new_password")),
+             "Change one's password (signs out every session)", body=Body({"current_password": str, "new_password": str}, required=("current_password", "new_password"))),
     ApiRoute("GET", f"{V1}/me", me, Permission.SIGNED_IN, "The signed-in user, grants and permissions"),
     ApiRoute("GET", f"{V1}/users", list_users, Permission.MANAGE_USERS, "All users"),
     ApiRoute("POST", f"{V1}/users", create_user, Permission.MANAGE_USERS, "Create a local user",
-             body=("username", "password", "email"), status=201),
+             body=Body({"username": str, "password": str, "email": str}, required=("username", "password")),
+             status=201),
     ApiRoute("PATCH", f"{V1}/users/{{user_id:int}}", update_user, Permission.MANAGE_USERS,
              "Change a user (deactivating or a new password signs them out)",
-             body=("email", "active", "password", "gitlab_user_id", "gitlab_username")),
+             body=Body({"email": str, "active": bool, "password": str, "gitlab_user_id": int, "gitlab_username": str})),
     ApiRoute("GET", f"{V1}/grants", list_grants, Permission.SIGNED_IN, "Role grants visible to the caller"),
     ApiRoute("POST", f"{V1}/grants", create_grant, Permission.MANAGE_GRANTS, "Grant a role",
-             scope=grant_project, body=("role", "user_id", "gitlab_user_id", "gitlab_username", "project_id"),
+             scope=grant_project, body=Body({"role": str, "user_id": int, "gitlab_user_id": int, "gitlab_username": str,
+                                             "project_id": int}, required=("role",)),
              status=201),
     ApiRoute("DELETE", f"{V1}/grants/{{grant_id:int}}", delete_grant, Permission.MANAGE_GRANTS, "Revoke a grant",
              scope=existing_grant_project),

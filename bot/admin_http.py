@@ -43,6 +43,17 @@ def unauthorized(message: str) -> ApiError:
     return error
 
 
+@dataclass(frozen=True)
+class Body:
+    """The JSON object a route accepts: field name → JSON type(s), and the fields it requires."""
+
+    fields: Mapping[str, type | tuple[type, ...]]
+    required: tuple[str, ...] = ()
+
+
+NO_BODY = Body({})
+
+
 @dataclass
 class Call:
     """One admin request as the handler sees it."""
@@ -55,6 +66,7 @@ class Call:
     params: dict[str, Any]
     query: Mapping[str, str]
     body: dict[str, Any]
+    accepts: Body
     client: str
     project_id: int | None = None
 
@@ -67,10 +79,11 @@ class Call:
     def actor(self) -> Actor:
         return Actor(self.user.gitlab_user_id, self.user.username, "api")
 
-    def field(self, name: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
-        """A body field of the given JSON type, or a 400 naming it."""
+    def field(self, name: str) -> Any:
+        """A body field, checked against the route's `Body` (a 400 names what is wrong)."""
+        kind = self.accepts.fields[name]
         if name not in self.body or self.body[name] is None:
-            if required:
+            if name in self.accepts.required:
                 raise ApiError(400, f"{name}: required")
             return None
         value = self.body[name]
@@ -113,7 +126,7 @@ class ApiRoute:
     permission: Permission | None  # None: no token needed (sign-in, refresh, the API description)
     summary: str
     scope: Scope = no_project
-    body: tuple[str, ...] = ()
+    body: Body = NO_BODY
     query: tuple[str, ...] = ()
     status: int = 200
 
@@ -165,11 +178,15 @@ def _run(route: ApiRoute, request: Request, body: dict[str, Any]) -> Response:
     runtime: Runtime = request.app.state.runtime
     tokens: TokenService = request.app.state.tokens
     _check_ids(request.path_params)
+    unknown = sorted(set(body) - set(route.body.fields))
+    if unknown:
+        raise ApiError(400, f"unknown fields: {', '.join(unknown)[:200]}; this route accepts: "
+                            f"{', '.join(route.body.fields) or 'no body'}")
     principal = None
     if route.permission is not None:
         principal = authenticate(runtime, tokens, request.headers.get("authorization", ""))
     call = Call(runtime, tokens, request.app.state.details, request.method, principal, dict(request.path_params), request.query_params, body,
-                request.client.host if request.client else "unknown")
+                route.body, request.client.host if request.client else "unknown")
     if principal is not None and route.permission is not None:
         call.project_id = route.scope(call)
         if not principal.allows(route.permission, call.project_id):

@@ -18,6 +18,18 @@ def openapi_path(path: str) -> str:
     return PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
 
 
+JSON_TYPES = {str: "string", int: "integer", bool: "boolean", dict: "object", list: "array"}
+
+
+def _schema(kind: type | tuple[type, ...]) -> dict[str, Any]:
+    if isinstance(kind, tuple):
+        return {"anyOf": [_schema(k) for k in kind]}
+    schema: dict[str, Any] = {"type": JSON_TYPES[kind]}
+    if kind is int:
+        schema.update(minimum=0, maximum=2**63 - 1)
+    return schema
+
+
 def _parameters(route: ApiRoute) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True,
@@ -44,9 +56,10 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
         operation["responses"]["403"] = {"description": f"the caller's roles do not give {route.permission.value}"}
     else:
         operation["security"] = []
-    if route.body:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "properties": {name: {} for name in route.body}}}}}
+    if route.body.fields:
+        operation["requestBody"] = {"required": bool(route.body.required), "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "required": list(route.body.required),
+            "properties": {name: _schema(kind) for name, kind in route.body.fields.items()}}}}}
     return operation
 
 

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from merge_assist.bot.admin_http import ApiError, ApiRoute, Call, path_project
+from merge_assist.bot.admin_http import ApiError, ApiRoute, Body, Call, path_project
 from merge_assist.bot.admin_lanes import lanes_snapshot
 from merge_assist.bot.admin_policy import ANY_PROJECT, Permission
 from merge_assist.rules.commands import CommandRefused
@@ -60,7 +60,7 @@ def _services(call: Call, entry: QueueEntry) -> MergeRequestServices:
 
 def set_priority(call: Call) -> dict[str, Any]:
     try:
-        priority = Priority.parse(call.field("priority", str))
+        priority = Priority.parse(call.field("priority"))
     except ValueError as exc:
         raise ApiError(400, f"priority: {exc}") from None
     entry = _entry(call)
@@ -136,9 +136,9 @@ def _validated(call: Call, settings: dict[str, Any]) -> None:
 
 def put_project(call: Call) -> dict[str, Any]:
     """Register a project (optionally with its own webhook secret) and set its rule settings."""
-    path = call.field("path", str)
-    settings = call.field("settings", dict, required=False)
-    secret = call.field("webhook_secret", str, required=False)
+    path = call.field("path")
+    settings = call.field("settings")
+    secret = call.field("webhook_secret")
     if settings is not None:
         _validated(call, settings)
     project_id = int(call.params["project_id"])
@@ -158,8 +158,8 @@ def set_freeze(call: Call) -> dict[str, Any]:
     settings = json.loads(json.dumps(view.settings))
     rules = settings.setdefault("rules", {})
     if call.method == "PUT":
-        freeze = {"windows": call.field("windows", list)}
-        zone = call.field("timezone", str, required=False)
+        freeze = {"windows": call.field("windows")}
+        zone = call.field("timezone")
         if zone is not None:
             freeze["timezone"] = zone
         rules["freeze"] = {**rules.get("freeze", {}), **freeze}
@@ -224,7 +224,7 @@ QUEUE_ROUTES = (
              "Lanes in merge order with reasons and waiting times, and recent merges and failures",
              scope=any_project),
     ApiRoute("POST", f"{V1}/entries/{{entry_id:int}}/priority", set_priority, Permission.PRIORITY,
-             "Change a queued MR's priority", scope=entry_project, body=("priority",)),
+             "Change a queued MR's priority", scope=entry_project, body=Body({"priority": str}, required=("priority",))),
     ApiRoute("POST", f"{V1}/entries/{{entry_id:int}}/cancel", cancel_entry, Permission.CANCEL,
              "Take an MR out of the queue", scope=entry_project),
     ApiRoute("POST", LANE, pause_lane, Permission.MANAGE_PROJECT, "Pause a lane", scope=path_project),
@@ -234,7 +234,7 @@ QUEUE_ROUTES = (
     ApiRoute("DELETE", f"{V1}/projects/{{project_id:int}}/pause", pause_project, Permission.MANAGE_PROJECT,
              "Resume a project", scope=path_project),
     ApiRoute("PUT", f"{V1}/projects/{{project_id:int}}/freeze", set_freeze, Permission.MANAGE_PROJECT,
-             "Set freeze windows", scope=path_project, body=("windows", "timezone")),
+             "Set freeze windows", scope=path_project, body=Body({"windows": list, "timezone": str}, required=("windows",))),
     ApiRoute("DELETE", f"{V1}/projects/{{project_id:int}}/freeze", set_freeze, Permission.MANAGE_PROJECT,
              "Remove freeze windows", scope=path_project),
     ApiRoute("GET", f"{V1}/projects", list_projects, Permission.READ, "Managed projects", scope=any_project),
@@ -242,7 +242,7 @@ QUEUE_ROUTES = (
              scope=path_project),
     ApiRoute("PUT", f"{V1}/projects/{{project_id:int}}", put_project, Permission.MANAGE_PROJECT,
              "Register a project, its own webhook secret and settings (validated like .merge-assist.yml)",
-             scope=path_project, body=("path", "settings", "webhook_secret")),
+             scope=path_project, body=Body({"path": str, "settings": dict, "webhook_secret": str}, required=("path",))),
     ApiRoute("GET", f"{V1}/audit", list_audit, Permission.READ, "The audit log, newest first", scope=any_project,
              query=("project", "actor", "action", "since", "until", "cursor", "limit")),
     ApiRoute("GET", f"{V1}/rules", list_rules, Permission.READ, "Installed rules and commands with their help",

@@ -169,3 +169,13 @@ def test_dashboard_page_holds_no_data_before_sign_in(client, runtime):
     no_roles = client.get("/api/v1/events", headers=auth(client, "nobody"))
     assert no_roles.status_code == 403
     assert sign_in(client, "nobody")["token_type"] == "bearer"
+
+
+def test_bodies_follow_the_described_schema(client, admin):
+    document = client.get("/api/v1/openapi.json").json()
+    schema = document["paths"]["/api/v1/auth/token"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"] == {"username": {"type": "string"}, "password": {"type": "string"}}
+    assert schema["required"] == ["username", "password"] and schema["additionalProperties"] is False
+    typo = client.put(f"/api/v1/projects/{PROJECT}", json={"path": "acme/app", "setings": {}}, headers=admin)
+    assert typo.status_code == 400 and "unknown fields: setings" in typo.json()["error"]
+    assert client.post("/api/v1/auth/token", json={"username": "root"}).json() == {"error": "password: required"}
