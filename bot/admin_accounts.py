@@ -12,7 +12,7 @@ from merge_assist.rules.model import Actor
 from merge_assist.storage.passwords import PasswordRejected, check_password_length
 from merge_assist.storage.sessions import RefreshRefused
 from merge_assist.storage.types import utcnow
-from merge_assist.storage.users import GrantView, UnknownRole, UnknownUser, UserExists, UserView
+from merge_assist.storage.users import GrantView, InvalidUsername, UnknownRole, UnknownUser, UserExists, UserView
 
 FAILURE_WINDOW = timedelta(minutes=15)
 FAILURES_PER_USER = 5
@@ -112,7 +112,7 @@ def create_user(call: Call) -> dict[str, Any]:
     username, password = call.field("username"), call.field("password")
     try:
         user = call.runtime.store.users.create_local(username, password, call.field("email"))
-    except PasswordRejected as exc:
+    except (PasswordRejected, InvalidUsername) as exc:
         raise ApiError(400, str(exc)) from None
     except UserExists as exc:
         raise ApiError(409, str(exc)) from None

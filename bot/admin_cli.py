@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from merge_assist.bot.settings import Settings
 from merge_assist.rules.model import Actor
 from merge_assist.storage.passwords import PasswordRejected, check_new_password
-from merge_assist.storage.users import UnknownRole, UserExists
+from merge_assist.storage.users import InvalidUsername, UnknownRole, UserExists
 
 if TYPE_CHECKING:
     from merge_assist.storage import Store
@@ -62,7 +62,7 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
     store = _store(settings)
     try:
         user = store.users.create_local(args.username, password, args.email)
-    except (UserExists, PasswordRejected) as exc:
+    except (UserExists, PasswordRejected, InvalidUsername) as exc:
         raise CliError(f"{exc}; use `merge-assist reset-password {args.username}` to set a new password"
                        if isinstance(exc, UserExists) else str(exc)) from None
     store.users.grant(user.id, "admin", granted_by="cli")

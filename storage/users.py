@@ -31,6 +31,10 @@ class UnknownUser(LookupError):
     pass
 
 
+class InvalidUsername(ValueError):
+    """Local usernames are 1-255 characters without `:` (`gitlab:<id>` names GitLab identities)."""
+
+
 @dataclass(frozen=True)
 class UserView:
     id: int
@@ -71,7 +75,9 @@ class UserRepository:
     # --- local accounts -------------------------------------------------------------------------
 
     def create_local(self, username: str, password: str, email: str | None = None) -> UserView:
-        """Raises PasswordRejected or UserExists (never a database error carrying the hash)."""
+        """Raises InvalidUsername, PasswordRejected or UserExists (never a database error carrying the hash)."""
+        if not username.strip() or len(username) > 255 or ":" in username:
+            raise InvalidUsername("a username has 1 to 255 characters and no ':'")
         password_hash = hash_password(password)
         try:
             with self._db.session() as session:

@@ -68,6 +68,8 @@ def test_users_and_grants_are_managed_and_audited(client, runtime, admin):
     assert client.post("/api/v1/users", json={"username": "dana", "password": "dana-password"},
                        headers=admin).status_code == 409
     assert client.post("/api/v1/users", json={"username": "eve", "password": "short"}, headers=admin).status_code == 400
+    assert client.post("/api/v1/users", json={"username": "gitlab:5", "password": "long-enough"},
+                       headers=admin).status_code == 400
     dana_id = created.json()["id"]
     grant = client.post("/api/v1/grants", json={"user_id": dana_id, "role": "project_owner", "project_id": PROJECT},
                         headers=admin)
