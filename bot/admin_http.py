@@ -174,19 +174,21 @@ def _check_ids(params: dict[str, Any]) -> None:
             raise ApiError(400, f"{name}: out of range")
 
 
-def _run(route: ApiRoute, request: Request, body: dict[str, Any]) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    tokens: TokenService = request.app.state.tokens
+def _principal(route: ApiRoute, request: Request) -> Principal | None:
+    if route.permission is None:
+        return None
+    return authenticate(request.app.state.runtime, request.app.state.tokens, request.headers.get("authorization", ""))
+
+
+def _run(route: ApiRoute, request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
     _check_ids(request.path_params)
     unknown = sorted(set(body) - set(route.body.fields))
     if unknown:
         raise ApiError(400, f"unknown fields: {', '.join(unknown)[:200]}; this route accepts: "
                             f"{', '.join(route.body.fields) or 'no body'}")
-    principal = None
-    if route.permission is not None:
-        principal = authenticate(runtime, tokens, request.headers.get("authorization", ""))
-    call = Call(runtime, tokens, request.app.state.details, request.method, principal, dict(request.path_params), request.query_params, body,
-                route.body, request.client.host if request.client else "unknown")
+    state = request.app.state
+    call = Call(state.runtime, state.tokens, state.details, request.method, principal, dict(request.path_params),
+                request.query_params, body, route.body, request.client.host if request.client else "unknown")
     if principal is not None and route.permission is not None:
         call.project_id = route.scope(call)
         if not principal.allows(route.permission, call.project_id):
@@ -204,8 +206,10 @@ def _run(route: ApiRoute, request: Request, body: dict[str, Any]) -> Response:
 def endpoint(route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
         try:
+            # The token is checked before the body is read or parsed.
+            principal = await run_in_threadpool(_principal, route, request)
             body = await read_body(request) if request.method in BODY_METHODS else {}
-            return await run_in_threadpool(_run, route, request, body)
+            return await run_in_threadpool(_run, route, request, principal, body)
         except ApiError as exc:
             return exc.response()
 

@@ -183,3 +183,9 @@ def test_bad_sign_in_bodies_are_400(client, body):
 
 def test_oversized_body_is_413(client):
     assert client.post("/api/v1/auth/token", content=b"x" * 70_000).status_code == 413
+
+
+def test_the_token_is_checked_before_the_body_is_parsed(client):
+    for body in (b"not json", b"[" * 5000, b'{"unknown": 1}'):
+        response = client.put("/api/v1/projects/3", content=body, headers={"Authorization": "Bearer nope"})
+        assert response.status_code == 401
