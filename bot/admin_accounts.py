@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from merge_assist.bot.admin_http import ApiError, ApiRoute, Body, Call, no_project, unauthorized
-from merge_assist.bot.admin_policy import Permission
+from merge_assist.bot.admin_policy import ROLE_PERMISSIONS, Permission
 from merge_assist.bot.admin_tokens import REFRESH, REFRESH_SECONDS, TokenRefused
 from merge_assist.rules.model import Actor
 from merge_assist.storage.passwords import PasswordRejected, check_password_length
@@ -201,6 +201,11 @@ def delete_grant(call: Call) -> dict[str, Any]:
     return {"revoked": grant_json(grant)}
 
 
+def list_roles(_call: Call) -> dict[str, Any]:
+    return {"roles": [{"name": role, "permissions": sorted(p.value for p in permissions)}
+                      for role, permissions in ROLE_PERMISSIONS.items()]}
+
+
 def slack_links(call: Call) -> dict[str, Any]:
     return {"links": [{"slack_user_id": u.slack_user_id, "gitlab_user_id": u.gitlab_user_id,
                        "gitlab_username": u.gitlab_username} for u in call.runtime.store.users.slack_links()]}
@@ -222,6 +227,7 @@ ACCOUNT_ROUTES = (
     ApiRoute("PATCH", f"{V1}/users/{{user_id:int}}", update_user, Permission.MANAGE_USERS,
              "Change a user (deactivating or a new password signs them out)",
              body=Body({"email": str, "active": bool, "password": str, "gitlab_user_id": int, "gitlab_username": str})),
+    ApiRoute("GET", f"{V1}/roles", list_roles, Permission.SIGNED_IN, "The roles and the permissions each gives"),
     ApiRoute("GET", f"{V1}/grants", list_grants, Permission.SIGNED_IN, "Role grants visible to the caller"),
     ApiRoute("POST", f"{V1}/grants", create_grant, Permission.MANAGE_GRANTS, "Grant a role",
              scope=grant_project, body=Body({"role": str, "user_id": int, "gitlab_user_id": int, "gitlab_username": str,

@@ -81,6 +81,8 @@ def test_users_and_grants_are_managed_and_audited(client, runtime, admin):
     assert client.post("/api/v1/grants", json={"gitlab_user_id": 777, "role": "admin", "project_id": PROJECT},
                        headers=dana).status_code == 403
     assert runtime.store.users.roles_for(project_id=PROJECT, gitlab_user_id=777) == {"viewer"}
+    roles = {r["name"]: r["permissions"] for r in client.get("/api/v1/roles", headers=dana).json()["roles"]}
+    assert "priority" in roles["priority_manager"] and "manage_users" not in roles["project_owner"]
     listed = client.get("/api/v1/users", headers=admin).json()["users"]
     assert {u["username"] for u in listed} >= {"root", "dana", "gitlab:777"}
     assert client.delete(f"/api/v1/grants/{grant.json()['id']}", headers=admin).status_code == 200

@@ -67,6 +67,7 @@ CASES: list[tuple[str, str, Setup, set[str], bool]] = [
     ("POST", "/api/v1/users", fixed("/api/v1/users", {"username": "made", "password": "made-password"}),
      {"admin"}, False),
     ("PATCH", "/api/v1/users/{user_id:int}", some_user, {"admin"}, False),
+    ("GET", "/api/v1/roles", fixed("/api/v1/roles"), EVERYONE, False),
     ("GET", "/api/v1/grants", fixed("/api/v1/grants"), EVERYONE, False),
     ("POST", "/api/v1/grants", lambda _r, p: ("/api/v1/grants", {"role": "viewer", "gitlab_user_id": 9002,
                                                                  "project_id": p}), PROJECT_MANAGERS, True),
