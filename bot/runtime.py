@@ -73,6 +73,7 @@ class Runtime:
     handler: EventHandler | None = None
     config: ProjectConfig | None = None
     slack: SlackServices | None = None
+    commands: CommandService | None = None  # the admin API's priority and cancel go through it
     _started: bool = field(default=False, repr=False)
 
     @classmethod
@@ -110,6 +111,7 @@ class Runtime:
         commands = CommandService(CommandDeps(
             flow=flow, roles=store.users, audit=store.audit, history=queue_store,
             wake=lambda entry: waker.drive(entry.lane)))
+        self.commands = commands
         self.handler = EventHandler(store, commands, scheduler, waker, bot_user_id=self._bot_user_id,
                                     on_config_changed=self.config.invalidate,
                                     claim_seconds=settings.queue_reclaim_seconds / 2)

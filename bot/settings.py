@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
@@ -68,7 +68,7 @@ class Settings:
     webhook_secret: Secret | None = None
     slack_signing_secret: Secret | None = None
     slack_bot_token: Secret | None = None
-    jwt_secret: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
+    jwt_secret: Secret | None = None  # required by `serve` unless it is the only process (see cli)
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
@@ -91,6 +91,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def may_have_replicas(self) -> bool:
+        """Redis or PostgreSQL means other processes may serve too: they must share the JWT key."""
+        return not (self.is_embedded and self.is_sqlite)
 
 
 def _read(env: Mapping[str, str], name: str) -> str | None:

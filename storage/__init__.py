@@ -10,6 +10,7 @@ from merge_assist.storage.db import Database
 from merge_assist.storage.deliveries import DeliveryRepository
 from merge_assist.storage.projects import ProjectRepository
 from merge_assist.storage.queue import QueueRepository
+from merge_assist.storage.sessions import SessionRepository, SignInFailures
 from merge_assist.storage.users import UserRepository
 
 
@@ -24,9 +25,12 @@ class Store:
     projects: ProjectRepository
     deliveries: DeliveryRepository
     cars: CarRepository
+    sessions: SessionRepository
+    sign_in_failures: SignInFailures
 
     @classmethod
     def open(cls, url: str) -> "Store":
         db = Database(url)
         return cls(db, QueueRepository(db), AuditRepository(db), UserRepository(db),
-                   ProjectRepository(db), DeliveryRepository(db), CarRepository(db))
+                   ProjectRepository(db), DeliveryRepository(db), CarRepository(db), SessionRepository(db),
+                   SignInFailures(db))

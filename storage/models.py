@@ -29,7 +29,10 @@ class User(Base):
     gitlab_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     gitlab_username: Mapped[str | None] = mapped_column(String(255), index=True)
     slack_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Role(Base):

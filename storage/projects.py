@@ -57,6 +57,10 @@ class ProjectRepository:
             row = session.get(ManagedProject, project_id)
             return self._view(row) if row else None
 
+    def all_projects(self) -> list[ProjectView]:
+        with self._db.session() as session:
+            return [self._view(row) for row in session.scalars(select(ManagedProject).order_by(ManagedProject.id))]
+
     def by_path(self, path: str) -> ProjectView | None:
         with self._db.session() as session:
             row = session.scalar(select(ManagedProject).where(ManagedProject.path == path))

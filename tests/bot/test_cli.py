@@ -25,7 +25,9 @@ def test_serve_on_fresh_checkout_creates_sqlite_and_is_ready(tmp_path):
 
 
 def test_postgres_serve_refuses_outdated_schema_until_migrated(tmp_path, pg_url):
-    env = {"MERGE_ASSIST_DATABASE_URL": pg_url}
+    no_jwt_secret = cli(["serve", "--port", str(free_port())], tmp_path, {"MERGE_ASSIST_DATABASE_URL": pg_url})
+    assert no_jwt_secret.returncode == 2 and "MERGE_ASSIST_JWT_SECRET: required" in no_jwt_secret.stderr
+    env = {"MERGE_ASSIST_DATABASE_URL": pg_url, "MERGE_ASSIST_JWT_SECRET": "j" * 40}
     refused = cli(["serve", "--port", str(free_port())], tmp_path, env)
     assert refused.returncode == 2
     assert "merge-assist migrate" in refused.stderr
@@ -55,23 +57,34 @@ def test_create_admin_reads_password_from_file_and_grant(tmp_path):
     assert "s3cret" not in created.stdout + created.stderr
     no_terminal = cli(["create-admin", "other"], tmp_path, input_text="")
     assert no_terminal.returncode == 2 and "--password-file" in no_terminal.stderr
-    granted = cli(["grant", "priority_manager", "--gitlab-user", "alice", "--project", "7"], tmp_path)
+    again = cli(["create-admin", "root", "--password-file", str(password)], tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    assert "$2b$" not in again.stderr
+    long_password = tmp_path / "long"
+    long_password.write_text("x" * 73)
+    too_long = cli(["create-admin", "other", "--password-file", str(long_password)], tmp_path)
+    assert too_long.returncode == 2 and "72 bytes" in too_long.stderr and "Traceback" not in too_long.stderr
+    by_name_only = cli(["grant", "viewer", "--gitlab-user", "alice"], tmp_path)
+    assert by_name_only.returncode == 2 and "--gitlab-user-id" in by_name_only.stderr
+    granted = cli(["grant", "priority_manager", "--gitlab-user", "alice", "--gitlab-user-id", "101",
+                   "--project", "7"], tmp_path)
     assert granted.returncode == 0 and "project 7" in granted.stdout
-    bad = cli(["grant", "wizard", "--gitlab-user", "alice"], tmp_path)
+    bad = cli(["grant", "wizard", "--gitlab-user-id", "101"], tmp_path)
     assert bad.returncode == 2 and "unknown role 'wizard'" in bad.stderr
-    unknown = cli(["grant", "viewer", "--gitlab-user", "alice", "--project", "acme/app"], tmp_path)
+    unknown = cli(["grant", "viewer", "--gitlab-user-id", "101", "--project", "acme/app"], tmp_path)
     assert unknown.returncode == 2 and "unknown project 'acme/app'" in unknown.stderr
 
     from merge_assist.storage import Store
 
     store = Store.open(f"sqlite:///{tmp_path / 'merge-assist.db'}")
-    assert store.users.verify_password("root", "s3cret-password") is not None
-    assert store.users.roles_for(project_id=7, gitlab_username="alice") == {"priority_manager"}
-    assert store.users.roles_for(project_id=8, gitlab_username="alice") == frozenset()
+    assert store.users.authenticate("root", "s3cret-password") is not None
+    assert store.users.roles_for(project_id=7, gitlab_user_id=101) == {"priority_manager"}
+    assert store.users.roles_for(project_id=8, gitlab_user_id=101) == frozenset()
     store.projects.register(8, "acme/app")
-    by_path = cli(["grant", "viewer", "--gitlab-user", "alice", "--project", "acme/app"], tmp_path)
+    by_path = cli(["grant", "viewer", "--gitlab-user-id", "101", "--project", "acme/app"], tmp_path)
     assert by_path.returncode == 0, by_path.stderr
-    assert store.users.roles_for(project_id=8, gitlab_username="alice") == {"viewer"}
+    assert store.users.roles_for(project_id=8, gitlab_user_id=101) == {"viewer"}
+    assert [a.action for a in store.audit.entries(action="grant")] == ["grant", "grant"]
 
 
 def test_error_page_and_logs_never_show_secrets(tmp_path, caplog):
@@ -113,7 +126,8 @@ def test_worker_needs_redis(tmp_path, args):
 
 
 def test_unreachable_database_is_one_clear_line_without_the_password(tmp_path):
-    env = {"MERGE_ASSIST_DATABASE_URL": "postgresql://bot:hunter2-secret@127.0.0.1:1/merge_assist"}
+    env = {"MERGE_ASSIST_DATABASE_URL": "postgresql://bot:hunter2-secret@127.0.0.1:1/merge_assist",
+           "MERGE_ASSIST_JWT_SECRET": "j" * 40}
     result = cli(["serve", "--port", str(free_port())], tmp_path, env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -124,7 +124,7 @@ def production_env(sim: Simulator, world: World, database_url: str, redis_url: s
         "MERGE_ASSIST_REDIS_PREFIX": prefix, "MERGE_ASSIST_GITLAB_URL": sim.url,
         "MERGE_ASSIST_GITLAB_TOKEN": world.bot.token, "MERGE_ASSIST_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MERGE_ASSIST_RECHECK_SECONDS": "1", "MERGE_ASSIST_LEASE_SECONDS": "5",
-        "MERGE_ASSIST_QUEUE_RECLAIM_SECONDS": "1",
+        "MERGE_ASSIST_QUEUE_RECLAIM_SECONDS": "1", "MERGE_ASSIST_JWT_SECRET": "e2e-jwt-secret-" + "x" * 32,
     }
 
 

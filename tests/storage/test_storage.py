@@ -7,8 +7,8 @@ from merge_assist.storage.audit import AuditLogImmutable
 from merge_assist.storage.models import AuditRecord
 from merge_assist.storage.queue import AlreadyQueued
 
-TABLES = {"train_cars", "users", "roles", "role_grants", "projects", "lanes", "queue_entries", "webhook_deliveries",
-          "audit_log", "alembic_version"}
+TABLES = {"train_cars", "users", "roles", "role_grants", "projects", "lanes", "queue_entries",
+          "webhook_deliveries", "audit_log", "alembic_version", "auth_sessions", "sign_in_failures"}
 
 
 @pytest.fixture
@@ -45,15 +45,15 @@ def test_project_scoped_grant_does_not_apply_elsewhere(store):
     assert store.users.roles_for(project_id=7, gitlab_user_id=101) == {"priority_manager"}
     assert store.users.roles_for(project_id=8, gitlab_user_id=101) == frozenset()
     store.users.grant(alice.id, "admin")
-    assert store.users.roles_for(project_id=8, gitlab_username="alice") == {"admin"}
+    assert store.users.roles_for(project_id=8, gitlab_user_id=101) == {"admin"}
     assert store.users.revoke(alice.id, "priority_manager", project_id=7) == 1
     assert store.users.roles_for(project_id=7, gitlab_user_id=101) == {"admin"}
 
 
 def test_local_user_password_is_hashed(store):
     store.users.create_local("root", "correct horse")
-    assert store.users.verify_password("root", "correct horse") is not None
-    assert store.users.verify_password("root", "wrong") is None
+    assert store.users.authenticate("root", "correct horse") is not None
+    assert store.users.authenticate("root", "wrong") is None
     with store.db.session() as session:
         stored = session.execute(select(AuditRecord)).all()
         assert stored == []
@@ -148,7 +148,7 @@ def test_downgrade_one_step_removes_only_the_triggers(db_url):
     store.audit.record(Actor(5, "alice", "gitlab"), "command:merge", "1!2", "ok")
     with store.db.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))
-    migrate.upgrade(store.db)
+    migrate.upgrade(store.db, "0002")
     assert migrate.current_revision(store.db) == "0002"
     store.db.dispose()
 
