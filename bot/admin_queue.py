@@ -64,21 +64,25 @@ def set_priority(call: Call) -> dict[str, Any]:
     except ValueError as exc:
         raise ApiError(400, f"priority: {exc}") from None
     entry = _entry(call)
+    services = _services(call, entry)
     try:
-        text = _services(call, entry).set_priority(priority)  # audits the change itself
+        text = services.set_priority(priority)  # audits the change itself
     except CommandRefused as exc:
         raise ApiError(409, str(exc)) from None
+    _wake(call, [changed.lane for changed in services.wakes])
     return {"entry_id": entry.id, "priority": priority.label, "message": text}
 
 
 def cancel_entry(call: Call) -> dict[str, Any]:
     entry = _entry(call)
+    services = _services(call, entry)
     try:
-        text = _services(call, entry).cancel()
+        text = services.cancel()
     except CommandRefused as exc:
         call.audit("cancel", f"{entry.project_id}!{entry.mr_iid}", "refused", str(exc))
         raise ApiError(409, str(exc)) from None
     call.audit("cancel", f"{entry.project_id}!{entry.mr_iid}", detail=text)
+    _wake(call, [changed.lane for changed in services.wakes])
     return {"entry_id": entry.id, "message": text}
 
 
@@ -215,7 +219,8 @@ def list_rules(call: Call) -> dict[str, Any]:
              for r in engine.describe_rules()]
     commands = [{"name": s.name, "summary": s.help.summary, "usage": s.help.usage, "who_can_use": s.help.who_can_use,
                  "examples": list(s.help.examples), "mutates": s.mutates} for s in engine.commands().values()]
-    return json.loads(json.dumps({"rules": rules, "commands": commands}, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps({"rules": rules, "commands": commands}, default=str))
+    return plain
 
 
 LANE = f"{V1}/lanes/{{project_id:int}}/{{branch:path}}/pause"

@@ -89,4 +89,5 @@ async def events(request: Request) -> Response:
 
 
 def dashboard_routes() -> list[BaseRoute]:
-    return [Route(path, asset) for path in ASSETS] + [Route(EVENTS_PATH, events)]
+    routes: list[BaseRoute] = [Route(path, asset) for path in ASSETS]
+    return [*routes, Route(EVENTS_PATH, events)]
