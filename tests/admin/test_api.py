@@ -140,7 +140,7 @@ def test_lanes_show_entries_in_merge_order_with_reasons(client, runtime, admin):
     runtime.store.projects.register(PROJECT, "acme/app")
     first = runtime.store.queue.add_entry(PROJECT, 1, "main", Priority.NORMAL, "alice")
     runtime.store.queue.add_entry(PROJECT, 2, "main", Priority.URGENT, "bob")
-    runtime.store.queue.transition(first.id, first.state, "waiting for the pipeline of !2")
+    runtime.store.queue.transition(first.id, first.state, first.state, "waiting for the pipeline of !2")
     lanes = client.get("/api/v1/lanes", headers=admin).json()["lanes"]
     assert [(e["mr_iid"], e["position"], e["priority"]) for e in lanes[0]["entries"]] == [(2, 1, "urgent"),
                                                                                            (1, 2, "normal")]
