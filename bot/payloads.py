@@ -99,6 +99,7 @@ class JobHook(HookBody):
 
 class PushHook(HookBody):
     ref: NotRequired[str]
+    after: NotRequired[str]
     commits: NotRequired[list[Commit]]
     total_commits_count: NotRequired[int]
 
@@ -193,7 +194,7 @@ _HOOK_FIELDS: dict[str, tuple[dict[str, Reader], dict[str, Reader]]] = {
         {"build_status": _text, "build_id": _id, "build_allow_failure": _flag, "build_name": _text, "sha": _text}),
     "Push Hook": (
         {},
-        {"ref": _text, "commits": lambda value, name: [_COMMIT(c, f"{name}[]") for c in _list(value, name)],
+        {"ref": _text, "after": _text, "commits": lambda value, name: [_COMMIT(c, f"{name}[]") for c in _list(value, name)],
          "total_commits_count": _id}),
 }
 
