@@ -99,6 +99,7 @@ class JobHook(HookBody):
 
 class PushHook(HookBody):
     ref: NotRequired[str]
+    after: NotRequired[str]
     commits: NotRequired[list[Commit]]
     total_commits_count: NotRequired[int]
 
@@ -195,7 +196,8 @@ _HOOK_FIELDS: dict[str, tuple[dict[str, Reader], dict[str, Reader]]] = {
          "pipeline_id": _id}),
     "Push Hook": (
         {},
-        {"ref": _text, "commits": lambda value, name: [_COMMIT(c, f"{name}[]") for c in _list(value, name)],
+        {"ref": _text, "after": _text,
+         "commits": lambda value, name: [_COMMIT(c, f"{name}[]") for c in _list(value, name)],
          "total_commits_count": _id, "user_id": _id}),
 }
 

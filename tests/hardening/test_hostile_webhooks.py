@@ -107,3 +107,15 @@ def test_a_project_secret_is_accepted_before_the_body_and_checked_against_it_aft
     other = dict(NOTE, project_id=NOTE["project_id"] + 1)
     assert post(client, json.dumps(other), token="own-secret").status_code == 401
     assert post(client, b"[" * 5000, token="own-secret").status_code == 400
+
+
+def test_deliveries_without_an_idempotency_key_are_told_apart(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    def push(after: str) -> dict[str, Any]:
+        return {"object_kind": "push", "ref": "refs/heads/main", "after": after, "project_id": 5,
+                "project": {"id": 5, "default_branch": "main"}, "total_commits_count": 1,
+                "commits": [{"added": [], "modified": [".merge-assist.yml"], "removed": []}]}
+
+    for after in ("a" * 40, "b" * 40):
+        assert post(client, json.dumps(push(after)), event="Push Hook").json()["status"] == "queued"
+    keys = {runtime.queue._queue.get_nowait()[0]["key"] for _ in range(2)}
+    assert len(keys) == 2

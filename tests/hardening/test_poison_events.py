@@ -17,6 +17,7 @@ from merge_assist.adapters.failures import is_poison
 from merge_assist.adapters.queues import InProcessQueue, RedisStreamQueue
 from merge_assist.bot.dispatch import EventHandler
 from merge_assist.rules.errors import GitLabError, NotFound, TransientGitLabError
+from merge_assist.rules.metrics import REGISTRY
 from merge_assist.storage import Store, migrate
 from tests.hardening.conftest import WEBHOOK_SECRET
 from tests.helpers import wait_for
@@ -119,6 +120,7 @@ def test_in_process_poison_event_is_dead_lettered_after_one_try(event_handler: E
         stop.set()
         thread.join(3)
     assert len(calls) == 2
+    assert 'merge_assist_dead_letters_total{cause="poison"}' in REGISTRY.render()
     reasons = [reason for _event, reason in queue.dead_letters]
     assert any("Overflow" in r or "too large" in r or "int" in r for r in reasons), reasons
     assert any("AttributeError" in r for r in reasons), reasons
