@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
+from merge_assist.rules.errors import ServiceFailure, TransientGitLabError
 from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription
 from merge_assist.rules.isolation import Answerer, CrashRecorder, HookCall, keep_answer, leave_out
 from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
@@ -230,6 +231,8 @@ class RuleEngine:
             return spec.handler(invocation)
         except CommandRefused as refusal:
             return CommandReply(str(refusal), ok=False)
+        except (ServiceFailure, TransientGitLabError):
+            raise  # the bot's own failure: the event is retried, the MR is not refused
         except Exception as exc:
             self._recorder.crash(plugin_name, f"command:{invocation.name}", exc)
             return CommandReply(f"`{invocation.name}` failed ({type(exc).__name__}); the admins can see the log.", ok=False)

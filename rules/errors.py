@@ -45,6 +45,11 @@ class LeaseLost(RuntimeError):
     """The lane's lease moved to another holder; this worker must stop acting on the lane."""
 
 
+class ServiceFailure(RuntimeError):
+    """The bot's own store (or another part of it) failed while a command ran. Not a plugin's bug
+    and not a refusal: the event is retried later instead of being answered."""
+
+
 class IllegalTransition(ValueError):
     """A move that the lane's transition table (rules/lane_machine.py) does not allow: a bug."""
 

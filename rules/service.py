@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Concatenate, ParamSpec, Protocol, TypeVar
 
 from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
-from merge_assist.rules.errors import AlreadyQueuedError, GitLabError, NotFound
+from merge_assist.rules.errors import AlreadyQueuedError, GitLabError, NotFound, ServiceFailure
 from merge_assist.rules.feedback import Feedback
 from merge_assist.rules.flow import FlowDeps, rule_context
 from merge_assist.rules.help import render_help, render_status
@@ -126,6 +126,25 @@ class CommandService:
         self.deps.feedback.comment(project_id, iid, f"@{actor.username} {message}\n\n{help_text}")
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _own_failures(method: Callable[Concatenate[MergeRequestServices, P], R]) -> Callable[Concatenate[MergeRequestServices, P], R]:
+    """A failure of the bot's own parts (the database gone, say) while a command runs is not the
+    command plugin's bug: it becomes ServiceFailure, which the engine lets through for a retry."""
+    def run(self: MergeRequestServices, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (CommandRefused, GitLabError, ServiceFailure):
+            raise
+        except Exception as exc:
+            raise ServiceFailure(f"{method.__name__} failed: {type(exc).__name__}") from exc
+
+    run.__doc__ = method.__doc__
+    return run
+
+
 class MergeRequestServices:
     """`rules.commands.CommandServices` for one MR; each method returns the reply text."""
 
@@ -157,11 +176,16 @@ class MergeRequestServices:
         position, size = self._place(entry)
         return f"position {position} of {size} in `{entry.target_branch}`"
 
+    @_own_failures
     def enqueue(self, priority: Priority) -> str:
         mr, project = self._mr, self._project
         existing = self._active()
         if existing is not None:
             return f"!{mr.iid} is already queued ({existing.state.value}), {self._position_text(existing)}."
+        last = self._deps.history.latest_entry_for(mr.project_id, mr.iid)
+        if self._note_id is not None and last is not None and last.note_id == self._note_id:
+            # The same comment delivered again after a worker died before marking it done.
+            return f"This command was already carried out: !{mr.iid} is {last.state.value}."
         options = self._flow.config.options_for(project, mr)
         context = rule_context(self._flow, project, mr, None)
         decision = self._flow.engine.check_enqueue(context, options)
@@ -191,6 +215,7 @@ class MergeRequestServices:
             return max(requested, Priority.NORMAL)
         return adjusted
 
+    @_own_failures
     def cancel(self) -> str:
         """A compare-and-set on the state we read: it either lands before the lane's move to
         `merging` (and the lane's next compare-and-set fails, so nothing merges), or the lane got
@@ -215,6 +240,7 @@ class MergeRequestServices:
             return f"!{self._mr.iid} is already merged."
         return f"!{self._mr.iid} is not in the queue."
 
+    @_own_failures
     def set_priority(self, priority: Priority) -> str:
         entry = self._active()
         if entry is None:
@@ -225,6 +251,7 @@ class MergeRequestServices:
         self.wakes.append(moved)
         return f"Priority set to {priority.label}: {self._position_text(moved)}."
 
+    @_own_failures
     def retry(self) -> str:
         if self._active() is not None:
             return f"!{self._mr.iid} is already queued."
@@ -234,6 +261,7 @@ class MergeRequestServices:
             priority = Priority.NORMAL  # a raised priority is kept only for those who may raise it
         return self.enqueue(priority)
 
+    @_own_failures
     def status(self) -> str:
         project, mr = self._project, self._mr
         entry = self._active()
