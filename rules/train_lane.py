@@ -351,8 +351,8 @@ class TrainLane:
     def _proof(self, lane: _Lane, reason: str, pipeline_id: int | None) -> str:
         url = next((r.pipeline_url for r in lane.cars.values() if r.car.pipeline_id == pipeline_id and r.pipeline_url),
                    None)
-        where = f" Pipeline #{pipeline_id}" + (f" ({url})" if url else "") if pipeline_id else ""
-        return f"{reason}.{where} proved it broken: fix it and retry." if where else f"{reason}."
+        where = f" ({url})" if url else ""
+        return f"{reason}{where}. Fix it, then `/merge-assist retry`."
 
     def _fail(self, lane: _Lane, entry: QueueEntry, reason: str) -> None:
         moved = self.deps.store.transition(entry.id, entry.state, EntryState.FAILED, reason, fence=lane.fence)

@@ -1,9 +1,9 @@
 """Property test of merge trains on the simulator: 102 seeds, 34 per merge method.
 
-Each seed is a project of its own (its own lane), with 4-6 MRs: good ones, bad ones (a `BROKEN`
+Each seed is a project of its own (its own lane), with 3-5 MRs: good ones, bad ones (a `BROKEN`
 line), sometimes a semantic conflict (one MR renames a function, another calls the old name; each
 passes alone), flaky pipelines (5 %, one re-test), pushes to queued MRs, cancels, pushes to the
-target by someone else, and urgent MRs. Seeds run 17 at a time against one bot (one simulator on a
+target by someone else, and urgent MRs. Seeds run 34 at a time against one bot (one simulator on a
 virtual clock), which also exercises lanes side by side.
 
 After the run, for every seed:
@@ -29,8 +29,8 @@ from tests.e2e.harness import Bot, World, start_embedded
 from tests.helpers import wait_for
 
 D = 600.0
-SEEDS = 17
-BATCH = 17
+SEEDS = 102
+BATCH = 34
 METHODS = ("merge", "rebase_merge", "ff")
 CONFIG = "merge:\n  mode: train\n  pipeline_limit: 3\n  min_batch: 1\n  max_batch: 3\n  flaky_retries: 1\n"
 
@@ -72,7 +72,7 @@ def make_seed(bot: Bot, team: World, number: int, start: float) -> Seed:
     rng = random.Random(number)
     iids: list[int] = []
     conflict = rng.random() < 0.4
-    for index in range(rng.randint(4, 6)):
+    for index in range(rng.randint(3, 5)):
         branch = f"mr-{index}"
         if conflict and index == 1:
             files: dict[str, str | None] = {"src/defs/old": None, "src/defs/new": "\n", "src/a.py": "call new\n"}
