@@ -223,8 +223,13 @@ class TrainLane:
         base = lane.cars[after].commit_sha if after is not None else action.base_sha
         assert base is not None, "a car is stored with its commit"
         sources = [self._source(lane, rider.entry_id, rider.head_sha) for rider in action.riders]
-        built = self.builder.build(lane.project, base, sources, branch_for(lane.key, action.car_id),
-                                   lane.key.target_branch)
+        try:
+            built = self.builder.build(lane.project, base, sources, branch_for(lane.key, action.car_id),
+                                       lane.key.target_branch)
+        except PushRefused as exc:
+            self._stop_lane(lane, f"GitLab refused to let the bot push the temporary branch of car {action.car_id}: "
+                                  f"{exc}. The bot needs push rights to unprotected branches (see README).")
+            return False
         if not isinstance(built, BuiltCar):
             entry = lane.entries[built.entry_id]
             ahead = "the target branch" if after is None else "the target branch with the MRs ahead of it"
