@@ -196,6 +196,8 @@ class TrainLane:
         if decision.outcome is Outcome.REFUSE and entry.state is not EntryState.MERGING:
             self._fail(lane, entry, decision.explain())
             return None
+        if decision.outcome is not Outcome.PASS:
+            log.debug("lane %s: !%s cannot ride now: %s", lane.key, entry.mr_iid, decision.explain())
         return decision.outcome is Outcome.PASS
 
     # -- actions -------------------------------------------------------------------------------

@@ -166,6 +166,7 @@ def check(bot: Bot, seed: Seed, ci: TreeCI) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_trains_keep_their_promise_over_many_seeds(trains: tuple[Bot, World, TreeCI]) -> None:
     bot, team, ci = trains
     sim = team.sim
