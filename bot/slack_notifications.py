@@ -8,10 +8,10 @@ channel is validated like any rule option. `StuckWatch` is the periodic check fo
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Protocol
 
+from merge_assist.bot.periodic import PeriodicTask
 from merge_assist.rules.errors import GitLabError
 from merge_assist.rules.hookspecs import OptionError, RuleDescription, hookimpl
 from merge_assist.rules.model import Project, QueueEntry, RuleContext
@@ -117,28 +117,13 @@ class StuckWatch:
         self._options_for = options_for
         self._first_time = first_time
         self._stuck_seconds = stuck_seconds
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = PeriodicTask("slack-stuck", min(max(stuck_seconds / 4, 0.2), 60.0), self.check)
 
     def start(self) -> None:
-        interval = min(max(self._stuck_seconds / 4, 0.2), 60.0)
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, args=(interval,), name="merge-assist-slack-stuck",
-                                        daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _loop(self, interval: float) -> None:
-        while not self._stopping.wait(interval):
-            try:
-                self.check()
-            except Exception:  # noqa: BLE001 - the next pass tries again
-                log.exception("stuck check failed")
+        self._periodic.stop()
 
     def check(self, now: datetime | None = None) -> int:
         now = now or datetime.now(timezone.utc)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from typing import Callable
-from urllib.parse import urlsplit
 
 import httpx
 
+from merge_assist.bot.slack_text import http_parts
 from merge_assist.rules.metrics import REGISTRY
 
 log = logging.getLogger("merge_assist.slack")
@@ -24,15 +24,11 @@ RESPONSES = REGISTRY.counter("merge_assist_slack_responses_total",
 
 
 def origin_of(url: str) -> str | None:
-    """`scheme://host[:port]` of an http(s) URL, lower-cased; None for anything else."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
+    """`scheme://host[:port]` of an http(s) URL without credentials; None for anything else."""
+    parts = http_parts(url)
+    if parts is None or "@" in parts[1]:
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    return f"{parts[0]}://{parts[1]}"
 
 
 class SlackResponder:
