@@ -57,9 +57,25 @@ class SlackCommandEvent:
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> "SlackCommandEvent":
-        values = {name: event.get(name) for name in cls.__dataclass_fields__}
-        values["args"] = tuple(str(arg) for arg in event.get("args") or ())
-        return cls(**values)
+        """Raises TypeError or ValueError for an event that is not one (a poison message)."""
+        def text(name: str) -> str | None:
+            value = event.get(name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(name)
+            return value
+
+        def number(name: str) -> int | None:
+            value = event.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise TypeError(name)
+            return value
+
+        received_at = event.get("received_at")
+        return cls(command=str(text("command") or ""), args=tuple(str(arg) for arg in event.get("args") or ()),
+                   slack_user_id=str(text("slack_user_id") or ""), gitlab_user_id=number("gitlab_user_id"),
+                   gitlab_username=text("gitlab_username"), project_path=text("project_path"),
+                   mr_iid=number("mr_iid"), response_url=text("response_url"),
+                   received_at=float(received_at) if isinstance(received_at, (int, float)) else None)
 
     @property
     def actor(self) -> Actor:

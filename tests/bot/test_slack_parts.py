@@ -4,16 +4,21 @@ sender (against the local fake of Slack) and the stuck check."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from merge_assist.adapters.queues import InProcessQueue
 from merge_assist.adapters.slack_notify import DROPPED, SENT, SlackSender, web_client
+from merge_assist.bot.slack_commands import SlackCommandEvent, SlackCommandRunner
 from merge_assist.bot.slack_link import CODE_TTL_SECONDS, LinkCodes
 from merge_assist.bot.slack_notifications import SlackNotifications, StuckWatch
+from merge_assist.bot.slack_respond import SlackResponder
 from merge_assist.bot.slack_text import MergeRequestRef, SlashProblem, SlashRequest, parse_slash_text
 from merge_assist.rules.config import ConfigError, parse_yaml_layer
 from merge_assist.rules.model import EntryState, Priority, Project, QueueEntry
+from merge_assist.storage import Store, migrate
 from tests.helpers import wait_for
 from tests.slack_fake import FakeSlack
 
@@ -122,10 +127,22 @@ def test_stuck_check_tells_the_channel_once_per_state() -> None:
         seen.add(key)
         return True
 
-    watch = StuckWatch(SlackNotifications(recorder, "#default"), recorder, OneEntry(entry), OneProject(),  # type: ignore[arg-type]
+    watch = StuckWatch(SlackNotifications(recorder, "#default"), recorder, OneEntry(entry), OneProject(),
                        lambda project: {"slack": {"channel": "#app"}}, first_time, stuck_seconds=600)
     assert watch.check(now=started + timedelta(minutes=5)) == 0
     assert watch.check(now=started + timedelta(minutes=11)) == 1
     assert watch.check(now=started + timedelta(minutes=20)) == 0
     [(channel, text)] = recorder.sent
     assert channel == "#app" and "acme/app!9" in text and "11 min" in text and "waiting for pipeline 3" in text
+
+
+def test_worker_side_never_raises_on_poison_or_unanswerable_commands(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate.upgrade(store.db)
+    runner = SlackCommandRunner(None, None, store, InProcessQueue(), SlackResponder())  # type: ignore[arg-type]
+    runner.handle({"kind": "slack", "command": "merge", "gitlab_user_id": "not a number"})
+    unanswerable = SlackCommandEvent("pause", (), "U1", None, None, response_url="http://[::1", received_at=0.0)
+    runner.handle(unanswerable.to_event())
+    [refusal] = store.audit.entries(action="slack:pause")
+    assert refusal.outcome == "refused" and "not linked" in refusal.detail
+    store.db.dispose()

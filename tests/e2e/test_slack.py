@@ -19,7 +19,7 @@ from gitlab_sim.pipelines import PipelinePlan
 from merge_assist.bot.settings import Secret
 from merge_assist.rules.model import EntryState
 from merge_assist.storage.slack_links import SlackLinks
-from tests.e2e.harness import Bot, World, start_embedded
+from tests.e2e.harness import Bot, World, start_embedded, start_production
 from tests.helpers import wait_for
 from tests.slack_fake import FakeSlack
 
@@ -74,7 +74,29 @@ def answered(slack: FakeSlack, fragment: str) -> str:
                     message=f"a Slack answer containing {fragment!r}")
 
 
-def test_linked_user_merges_by_url_and_the_channel_hears(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+@pytest.fixture(params=["embedded", "production"])
+def any_mode_slack_bot(request: pytest.FixtureRequest, sim: Simulator, world: World, tmp_path: Path,
+                       slack: FakeSlack) -> Iterator[Bot]:
+    """The Slack bot embedded, or as `serve` + `worker` processes on PostgreSQL and Redis."""
+    if request.param == "embedded":
+        bot = start_slack_bot(sim, world, tmp_path, slack)
+    else:
+        workdir = tmp_path / "bot"
+        workdir.mkdir()
+        bot = start_production(sim, world, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"),
+                               request.getfixturevalue("redis_prefix"), workdir, extra_env={
+                                   "MERGE_ASSIST_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                                   "MERGE_ASSIST_SLACK_BOT_TOKEN": "xoxb-test",
+                                   "MERGE_ASSIST_SLACK_API_URL": slack.api_url,
+                                   "MERGE_ASSIST_SLACK_RESPONSE_ORIGINS": slack.origin,
+                                   "MERGE_ASSIST_SLACK_CHANNEL": CHANNEL})
+    yield bot
+    bot.stop()
+
+
+def test_linked_user_merges_by_url_and_the_channel_hears(any_mode_slack_bot: Bot, world: World,
+                                                         slack: FakeSlack) -> None:
+    slack_bot = any_mode_slack_bot
     link(slack_bot, world)
     iid = world.mr("from-slack")
     ack = slash_command(slack_bot, f"merge <{mr_url(world, iid)}|!{iid}>", "U-ALICE", slack.response_url)
