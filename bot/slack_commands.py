@@ -24,13 +24,16 @@ from merge_assist.storage import Store
 
 log = logging.getLogger("merge_assist.slack")
 EVENT_KIND = "slack"
-MR_COMMANDS = frozenset({"merge", "cancel", "priority", "retry", "status"})
 LANE_COMMANDS = frozenset({"queue", "pause", "resume"})
-READ_ONLY = frozenset({"status", "queue", "help"})
+NOT_ON_MERGE_REQUESTS = frozenset({"help", "link"})  # answered by the web face itself
 ACCESS_MAINTAINER = 40
 PAUSE_ROLES = frozenset({"admin", "project_owner"})
 MAX_LANES_SHOWN = 20
 MAX_ENTRIES_SHOWN = 15
+
+
+NOT_LINKED = ("Your Slack account is not linked to a GitLab user, so you can only read (`status`, `queue`, "
+              "`help`). Link it with `/merge-assist link <your GitLab username>`.")
 
 
 class SlackRefusal(Exception):
@@ -123,16 +126,16 @@ class SlackCommandRunner:
         self._responder.respond(command.response_url, text, command.received_at)
 
     def run(self, command: SlackCommandEvent) -> str:
-        if command.gitlab_user_id is None and command.command not in READ_ONLY:
-            raise SlackRefusal("Your Slack account is not linked to a GitLab user, so you can only read "
-                               "(`status`, `queue`, `help`). Link it with `/merge-assist link <your GitLab username>`.")
-        if command.command in MR_COMMANDS:
-            return self._merge_request_command(command)
         if command.command == "queue":
             return self._queue_listing(command)
         if command.command in ("pause", "resume"):
+            if command.gitlab_user_id is None:
+                raise SlackRefusal(NOT_LINKED)
             return self._pause(command, paused=command.command == "pause")
-        raise SlackRefusal(f"I don't know the command `{command.command}`; try `/merge-assist help`.")
+        if command.command in NOT_ON_MERGE_REQUESTS:
+            raise SlackRefusal(f"`{command.command}` does not take a merge request here; try `/merge-assist help`.")
+        # Any command a plugin offers (merge, status, ...): the command layer authorizes it.
+        return self._merge_request_command(command)
 
     # -- merge request commands, through the shared command layer -----------------------------
 
