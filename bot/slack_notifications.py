@@ -23,6 +23,9 @@ NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
+OptionsFor = Callable[[Project], Mapping[str, Mapping[str, Any]]]
+
+
 class Sender(Protocol):
     def send(self, channel: str, text: str) -> None: ...
 
@@ -66,9 +69,20 @@ class SlackNotifications:
     def __init__(self, sender: Sender | None, default_channel: str | None) -> None:
         self._sender = sender
         self._default = default_channel or ""
+        self._options_for: OptionsFor | None = None
 
-    def channel(self, options: Mapping[str, Any]) -> str:
-        return str(options.get("channel") or self._default)
+    def read_options_with(self, options_for: OptionsFor) -> None:
+        """Where to read a project's options when a hook is called without them."""
+        self._options_for = options_for
+
+    def channel(self, options: Mapping[str, Any], project: Project | None = None) -> str:
+        channel = options.get("channel")
+        if not channel and project is not None and self._options_for is not None:
+            try:
+                channel = self._options_for(project).get(RULE, {}).get("channel")
+            except GitLabError as exc:
+                log.info("cannot read the Slack channel of %s: %s", project.path, exc)
+        return str(channel or self._default)
 
     @hookimpl
     def merge_assist_describe_rule(self) -> RuleDescription:
@@ -82,7 +96,7 @@ class SlackNotifications:
     @hookimpl
     def merge_assist_after_merge(self, context: RuleContext, merge_commit_sha: str | None) -> None:
         mr = context.merge_request
-        self._post(context.options, f":white_check_mark: Merged "
+        self._post(context, f":white_check_mark: Merged "
                    f"{mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
                    f"({escape(mr.title)}) into `{escape(mr.target_branch)}`.")
 
@@ -90,11 +104,13 @@ class SlackNotifications:
     def merge_assist_merge_failed(self, context: RuleContext, reason: str) -> None:
         mr = context.merge_request
         pipeline = pipeline_url(context)
-        self._post(context.options, f":x: Could not merge {mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
+        self._post(context, f":x: Could not merge {mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
                    f"({escape(mr.title)}): {escape(reason)}" + (f"\nPipeline: <{pipeline}>" if pipeline else ""))
 
-    def _post(self, options: Mapping[str, Any], text: str) -> None:
-        channel = self.channel(options)
+    def _post(self, context: RuleContext, text: str) -> None:
+        if context.options.get("enabled") is False:
+            return
+        channel = self.channel(context.options, context.project)
         if self._sender is not None and channel:
             self._sender.send(channel, text)
 
@@ -108,7 +124,7 @@ class StuckWatch:
     `stuck_seconds`, once per entry and state (`first_time` is shared by every process)."""
 
     def __init__(self, notifications: SlackNotifications, sender: Sender, entries: StuckEntries,
-                 gitlab: GitLabPort, options_for: Callable[[Project], Mapping[str, Mapping[str, Any]]],
+                 gitlab: GitLabPort, options_for: OptionsFor,
                  first_time: Callable[[str], bool], stuck_seconds: float) -> None:
         self._notifications = notifications
         self._sender = sender
@@ -147,9 +163,10 @@ class StuckWatch:
             return False
         if not self._first_time(f"slack-stuck:{entry.id}:{entry.state.value}:{entry.updated_at.isoformat()}"):
             return False
-        minutes = int((now - entry.updated_at).total_seconds() // 60)
+        seconds = int((now - entry.updated_at).total_seconds())
+        waited = f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"
         web_url = f"{project.web_url}/-/merge_requests/{entry.mr_iid}" if project.web_url else ""
         reason = f" ({escape(entry.reason)})" if entry.reason else ""
         self._sender.send(channel, f":hourglass: {mr_link(project, entry.project_id, entry.mr_iid, web_url)} has made "
-                          f"no progress for {minutes} min: `{entry.state.value}`{reason}.")
+                          f"no progress for {waited}: `{entry.state.value}`{reason}.")
         return True

@@ -51,6 +51,7 @@ class SlackServices:
 
     def wire(self, gitlab: GitLabPort, commands: CommandService, config: ProjectConfig, queue: Any,
              run_workers: bool) -> None:
+        self.notifications.read_options_with(config.options_for)
         self.runner = SlackCommandRunner(commands, gitlab, self.store, queue,
                                          SlackResponder(self.settings.slack_response_origins))
         if run_workers and self.sender is not None:

@@ -159,12 +159,15 @@ def test_pause_needs_maintainer_and_resume_wakes_the_lane(slack_bot: Bot, world:
 def test_failed_pipeline_and_stuck_entry_reach_the_channel(sim: Simulator, world: World, tmp_path: Path,
                                                           slack: FakeSlack) -> None:
     bot = start_slack_bot(sim, world, tmp_path, slack, slack_stuck_minutes=0.02)
+    project_channel = "#app-merges"  # the project's own channel wins over the server's default
+    bot.store.projects.register(world.project.id, world.project.path_with_namespace,
+                                settings={"rules": {"slack": {"channel": project_channel}}})
     try:
         link(bot, world)
         stuck = world.mr("stuck")
         slash_command(bot, f"merge {mr_url(world, stuck)}", "U-ALICE", slack.response_url)
         bot.wait_state(world, stuck, EntryState.WAITING_PIPELINE)
-        wait_for(lambda: any("no progress" in t and f"!{stuck}" in t for t in slack.channel_texts(CHANNEL)),
+        wait_for(lambda: any("no progress" in t and f"!{stuck}" in t for t in slack.channel_texts(project_channel)),
                  message="stuck message")
         world.sim.clock.advance(700)
         bot.wait_state(world, stuck, EntryState.MERGED)
@@ -174,9 +177,10 @@ def test_failed_pipeline_and_stuck_entry_reach_the_channel(sim: Simulator, world
         bot.wait_state(world, broken, EntryState.WAITING_PIPELINE)
         world.sim.clock.advance(700)
         bot.wait_state(world, broken, EntryState.FAILED)
-        failed = wait_for(lambda: next((t for t in slack.channel_texts(CHANNEL) if "Could not merge" in t), None),
+        failed = wait_for(lambda: next((t for t in slack.channel_texts(project_channel) if "Could not merge" in t), None),
                           message="failure message")
         assert f"!{broken}" in failed and "/-/pipelines/" in failed
+        assert slack.channel_texts(CHANNEL) == []
     finally:
         bot.stop()
 
