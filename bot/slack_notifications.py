@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Protocol
 from merge_assist.bot.periodic import PeriodicTask
 from merge_assist.rules.errors import GitLabError
 from merge_assist.rules.hookspecs import OptionError, RuleDescription, hookimpl
-from merge_assist.rules.model import Project, QueueEntry, RuleContext
+from merge_assist.rules.model import MergeRequest, Project, QueueEntry, RuleContext
 from merge_assist.rules.ports import GitLabPort
 
 log = logging.getLogger("merge_assist.slack.notify")
@@ -23,7 +23,8 @@ NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
-OptionsFor = Callable[[Project], Mapping[str, Mapping[str, Any]]]
+# Given the MR, a broken `.merge-assist.yml` found on the way is reported on it, not lost.
+OptionsFor = Callable[[Project, MergeRequest], Mapping[str, Mapping[str, Any]]]
 
 
 class Sender(Protocol):
@@ -75,11 +76,12 @@ class SlackNotifications:
         """Where to read a project's options when a hook is called without them."""
         self._options_for = options_for
 
-    def channel(self, options: Mapping[str, Any], project: Project | None = None) -> str:
+    def channel(self, options: Mapping[str, Any], project: Project | None = None,
+                mr: MergeRequest | None = None) -> str:
         channel = options.get("channel")
-        if not channel and project is not None and self._options_for is not None:
+        if not channel and project is not None and mr is not None and self._options_for is not None:
             try:
-                channel = self._options_for(project).get(RULE, {}).get("channel")
+                channel = self._options_for(project, mr).get(RULE, {}).get("channel")
             except GitLabError as exc:
                 log.info("cannot read the Slack channel of %s: %s", project.path, exc)
         return str(channel or self._default)
@@ -108,10 +110,10 @@ class SlackNotifications:
                    f"({escape(mr.title)}): {escape(reason)}" + (f"\nPipeline: <{pipeline}>" if pipeline else ""))
 
     def _post(self, context: RuleContext, text: str) -> None:
-        if context.options.get("enabled") is False:
+        if self._sender is None or context.options.get("enabled") is False:
             return
-        channel = self.channel(context.options, context.project)
-        if self._sender is not None and channel:
+        channel = self.channel(context.options, context.project, context.merge_request)
+        if channel:
             self._sender.send(channel, text)
 
 
@@ -154,7 +156,8 @@ class StuckWatch:
     def _tell(self, entry: QueueEntry, now: datetime) -> bool:
         try:
             project = self._gitlab.get_project(entry.project_id)
-            options = self._options_for(project).get(RULE, {})
+            mr = self._gitlab.get_merge_request(entry.project_id, entry.mr_iid)
+            options = self._options_for(project, mr).get(RULE, {})
         except GitLabError as exc:
             log.info("stuck check: cannot read project %s: %s", entry.project_id, exc)
             return False

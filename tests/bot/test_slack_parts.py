@@ -17,7 +17,7 @@ from merge_assist.bot.slack_notifications import SlackNotifications, StuckWatch
 from merge_assist.bot.slack_respond import SlackResponder
 from merge_assist.bot.slack_text import MergeRequestRef, SlashProblem, SlashRequest, parse_slash_text
 from merge_assist.rules.config import ConfigError, parse_yaml_layer
-from merge_assist.rules.model import EntryState, Priority, Project, QueueEntry
+from merge_assist.rules.model import EntryState, MergeRequest, Priority, Project, QueueEntry
 from merge_assist.storage import Store, migrate
 from tests.helpers import wait_for
 from tests.slack_fake import FakeSlack
@@ -114,6 +114,9 @@ class OneProject:
     def get_project(self, project_id: int) -> Project:
         return Project(project_id, "acme/app", web_url="https://gitlab.example.com/acme/app")
 
+    def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
+        return MergeRequest(project_id, iid, "Stuck", 1, "alice", "feature", "main", "opened", "abc")
+
 
 def test_stuck_check_tells_the_channel_once_per_state() -> None:
     started = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -128,7 +131,7 @@ def test_stuck_check_tells_the_channel_once_per_state() -> None:
         return True
 
     watch = StuckWatch(SlackNotifications(recorder, "#default"), recorder, OneEntry(entry), OneProject(),
-                       lambda project: {"slack": {"channel": "#app"}}, first_time, stuck_seconds=600)
+                       lambda project, mr: {"slack": {"channel": "#app"}}, first_time, stuck_seconds=600)
     assert watch.check(now=started + timedelta(minutes=5)) == 0
     assert watch.check(now=started + timedelta(minutes=11)) == 1
     assert watch.check(now=started + timedelta(minutes=20)) == 0
