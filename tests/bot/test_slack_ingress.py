@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -127,8 +128,9 @@ form_values = st.one_of(st.text(max_size=300), st.sampled_from([
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fields=st.dictionaries(st.sampled_from(FIELDS), st.lists(form_values, min_size=1, max_size=2)),
        raw=st.binary(max_size=200), use_raw=st.booleans())
-def test_signed_bodies_never_get_5xx(client: TestClient, fields: dict[str, list[str]], raw: bytes,
-                                     use_raw: bool) -> None:
+def test_signed_bodies_never_get_5xx(client: TestClient, caplog: pytest.LogCaptureFixture,
+                                     fields: dict[str, list[str]], raw: bytes, use_raw: bool) -> None:
     body = raw if use_raw else urlencode(fields, doseq=True).encode()
     answer = post(client, body, signed_headers(body))
     assert answer.status_code < 500, answer.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "an error was logged"
