@@ -115,7 +115,7 @@ class SlackCommandRunner:
             text = self.run(command)
         except SlackRefusal as refusal:
             text = str(refusal)
-            target = f"{command.project_path}!{command.mr_iid}" if command.mr_iid else str(command.project_path)
+            target = f"{command.project_path}!{command.mr_iid}" if command.mr_iid else " ".join(command.args)[:200]
             self._store.audit.record(command.actor, f"slack:{command.command}", target, "refused", text[:500])
         except GitLabError as exc:
             log.warning("Slack command %s: GitLab error %s", command.command, type(exc).__name__)

@@ -74,6 +74,7 @@ def test_text_over_the_limit_is_refused(client: TestClient) -> None:
     (b"text=only", lambda body: signed_headers(body)),
     (b"user_id=U1&user_id=U2", lambda body: signed_headers(body)),
     (b"user_id=U%00", lambda body: signed_headers(body)),
+    (b"user_id=U1&text=merge%00", lambda body: signed_headers(body)),
 ])
 def test_broken_requests_answer_4xx(client: TestClient, runtime: Runtime, body: bytes, headers_for: Any) -> None:
     answer = post(client, body, headers_for(body))
