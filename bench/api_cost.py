@@ -109,10 +109,10 @@ class RunningBot:
 
 def scale_embedded_timers(scale: float) -> None:
     """Scale the bot's real-time cache constants (this process only; read when objects are built)."""
-    from merge_assist import adapters
+    from merge_assist.adapters import gitlab as gitlab_adapter
 
-    adapters.gitlab.CACHE_SECONDS = 300.0 / scale
-    adapters.gitlab.PROJECT_CACHE_SECONDS = 900.0 / scale
+    gitlab_adapter.CACHE_SECONDS = 300.0 / scale
+    gitlab_adapter.PROJECT_CACHE_SECONDS = 900.0 / scale
 
 
 def start_embedded(world: Team, workdir: Path, recheck: float, lease: float) -> RunningBot:
