@@ -141,7 +141,8 @@ def slack_routes(runtime: "Runtime") -> list[BaseRoute]:
         except BadRequest as problem:
             return JSONResponse({"error": str(problem)}, status_code=problem.status)
         try:
-            text = await run_in_threadpool(intake.accept, command.user_id, command.text, command.response_url)
+            text = await run_in_threadpool(intake.accept, command.user_id, command.text, command.response_url,
+                                           request.headers.get("x-slack-signature", ""))
         except Exception:  # noqa: BLE001 - a signed request is answered, whatever broke behind it
             log.exception("taking a Slack command failed")
             text = "Sorry, I cannot take commands right now; try again in a minute."

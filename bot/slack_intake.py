@@ -39,13 +39,14 @@ class SlackIntake:
     audit: AuditLog
     queue: Publisher
     commands: Callable[[], Mapping[str, CommandSpec]]
+    first_time: Callable[[str], bool]
 
     @classmethod
     def for_runtime(cls, runtime: "Runtime") -> "SlackIntake":
         settings = runtime.settings
         codes = LinkCodes(settings.slack_signing_secret.reveal()) if settings.slack_signing_secret else None
         return cls(settings.gitlab_url, SlackLinks(runtime.store.db), codes, runtime.store.audit, runtime.queue,
-                   runtime.engine.commands)
+                   runtime.engine.commands, lambda key: runtime.store.deliveries.first_time(key, "slack"))
 
     def help(self) -> str:
         """The Slack commands, then the merge request commands the installed plugins offer."""
@@ -53,8 +54,13 @@ class SlackIntake:
                    for name, spec in self.commands().items() if name not in NOT_ON_MERGE_REQUESTS]
         return HELP + "\n\n*Merge request commands:*\n" + "\n".join(offered)
 
-    def accept(self, slack_user_id: str, text: str, response_url: str | None) -> str:
-        """The immediate answer to one command; queues the work when there is some."""
+    def accept(self, slack_user_id: str, text: str, response_url: str | None, signature: str) -> str:
+        """The immediate answer to one command; queues the work when there is some.
+
+        A signed request replayed within Slack's 5-minute window is answered but not carried out again.
+        """
+        if not self.first_time(f"slack-request:{signature[:100]}"):
+            return "I already have this command."
         request = parse_slash_text(text, self.gitlab_url)
         if isinstance(request, SlashProblem):
             return request.message

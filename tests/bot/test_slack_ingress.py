@@ -113,6 +113,15 @@ def test_a_linked_command_is_queued_with_its_response_url(client: TestClient, ru
     assert event["args"] == ["--priority", "high"] and event["response_url"] == SLACK_RESPONSE_URL
 
 
+def test_a_replayed_request_is_not_carried_out_twice(client: TestClient, runtime: Runtime) -> None:
+    SlackLinks(runtime.store.db).link("U123", 7, "alice")
+    body = command_body("merge acme/app!12")
+    headers = signed_headers(body)
+    assert "On it" in post(client, body, headers).json()["text"]
+    assert "already have" in post(client, body, headers).json()["text"]
+    assert len(published(runtime)) == 1
+
+
 def test_unparsable_response_url_never_raises() -> None:
     responder = SlackResponder(("https://hooks.slack.com",))
     for url in ("http://[::1", "https://hooks.slack.com:99999/x", "https://hooks.slack.com/\x00", ""):
