@@ -122,7 +122,12 @@ def test_unlinked_user_can_only_read(slack_bot: Bot, world: World, slack: FakeSl
     slash_command(slack_bot, f"status {world.project.path_with_namespace}!{iid}", "U-NOBODY", slack.response_url)
     answer = answered(slack, "cannot find the project")
     assert "public" in answer and "pipeline" not in answer
-    assert slack_bot.entry(iid, world.project.id) is None
+    # Nor does the queue show a private project's lanes to an unlinked user.
+    link(slack_bot, world)
+    slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", slack.response_url)
+    slack_bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
+    slash_command(slack_bot, "queue", "U-NOBODY", slack.response_url)
+    assert "that you can see" in answered(slack, "No merge requests are queued")
 
 
 def test_status_of_a_public_project_for_an_unlinked_user(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
