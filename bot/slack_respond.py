@@ -1,7 +1,8 @@
 """Later answers to a slash command through its `response_url`, only to Slack's own hosts.
 
-A `response_url` takes 5 answers within 30 minutes; each command answers once, and an answer
-that would come too late is logged instead of posted.
+A `response_url` takes 5 answers within 30 minutes; each command answers once. An answer that
+would come too late goes as a direct message through the Web API when a bot token is set, else it
+is logged.
 """
 
 from __future__ import annotations
@@ -33,15 +34,18 @@ def origin_of(url: str) -> str | None:
 
 class SlackResponder:
     def __init__(self, origins: tuple[str, ...] = SLACK_ORIGINS, timeout: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 direct_message: Callable[[str, str], None] | None = None) -> None:
         self._origins = frozenset(origin.lower().rstrip("/") for origin in origins)
         self._timeout = timeout
         self._clock = clock
+        self._direct_message = direct_message
 
     def allowed(self, response_url: str) -> bool:
         return origin_of(response_url) in self._origins
 
-    def respond(self, response_url: str | None, text: str, received_at: float | None = None) -> bool:
+    def respond(self, response_url: str | None, text: str, received_at: float | None = None,
+                slack_user_id: str | None = None) -> bool:
         """Post an ephemeral answer; never raises (a bad URL or a Slack outage is logged)."""
         if not response_url or not self.allowed(response_url):
             RESPONSES.inc(outcome="refused_url")
@@ -49,7 +53,10 @@ class SlackResponder:
             return False
         if received_at is not None and self._clock() - received_at > RESPONSE_URL_LIFETIME_SECONDS:
             RESPONSES.inc(outcome="expired")
-            log.warning("not answering: the command's response_url has expired")
+            if self._direct_message is not None and slack_user_id:
+                self._direct_message(slack_user_id, text)
+            else:
+                log.warning("not answering: the command's response_url has expired")
             return False
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT] + "…"

@@ -53,7 +53,8 @@ class SlackServices:
              run_workers: bool) -> None:
         self.notifications.read_options_with(config.options_for)
         self.runner = SlackCommandRunner(commands, gitlab, self.store, queue,
-                                         SlackResponder(self.settings.slack_response_origins))
+                                         SlackResponder(self.settings.slack_response_origins,
+                                                        direct_message=self.sender.send if self.sender else None))
         if run_workers and self.sender is not None:
             self.stuck = StuckWatch(self.notifications, self.sender, self.store.queue, gitlab, config.options_for,
                                     lambda key: self.store.deliveries.first_time(key, "slack"),

@@ -149,3 +149,11 @@ def test_worker_side_never_raises_on_poison_or_unanswerable_commands(tmp_path: P
     [refusal] = store.audit.entries(action="slack:pause")
     assert refusal.outcome == "refused" and "not linked" in refusal.detail
     store.db.dispose()
+
+
+def test_an_answer_after_the_response_url_expired_goes_as_a_direct_message() -> None:
+    recorder = Recorder()
+    responder = SlackResponder(("https://hooks.slack.com",), clock=lambda: 10_000.0, direct_message=recorder.send)
+    assert responder.respond("https://hooks.slack.com/commands/1", "late", received_at=10_000.0 - 31 * 60,
+                             slack_user_id="U1") is False
+    assert recorder.sent == [("U1", "late")]
