@@ -50,8 +50,6 @@ def expected(action: str, state: str) -> Case:
 
 
 ALL_CASES = [expected(action, state) for action in ("cancel", "priority", "retry", "push", "close") for state in STATES]
-# SQLite runs the cases that decide whether something merges; PostgreSQL runs every case.
-SQLITE_CASES = [case for case in ALL_CASES if case.action in ("cancel", "close")]
 
 
 @pytest.fixture
@@ -62,10 +60,11 @@ def race_world(sim: Simulator) -> World:
 @pytest.fixture(params=["postgresql", "sqlite"])
 def racing_bot(request: pytest.FixtureRequest, sim: Simulator, race_world: World, tmp_path: Path,
                redis_url: str, redis_prefix: str) -> Iterator[tuple[Bot, Path, list[Case]]]:
+    cases = ALL_CASES
     if request.param == "postgresql":
-        database_url, cases = request.getfixturevalue("pg_url"), ALL_CASES
+        database_url = request.getfixturevalue("pg_url")
     else:
-        database_url, cases = f"sqlite:///{tmp_path / 'bot.db'}", SQLITE_CASES
+        database_url = f"sqlite:///{tmp_path / 'bot.db'}"
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     workdir = tmp_path / "bot"
