@@ -128,8 +128,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.is_embedded:
         raise CliError("MERGE_ASSIST_REDIS_URL: required for a separate worker (embedded mode runs workers in `serve`)")
+    from merge_assist.bot.observability import start_worker_status
+
     runtime = Runtime.build(settings, run_workers=True)
-    runtime.run_forever()
+    status = start_worker_status(runtime, settings.host, settings.metrics_port)
+    try:
+        runtime.run_forever()
+    finally:
+        if status is not None:
+            status.shutdown()
     return 0
 
 

@@ -16,6 +16,7 @@ from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
 from merge_assist.bot.config import ProjectConfig, load_server_config
 from merge_assist.bot.dispatch import EventHandler
+from merge_assist.bot.observability import install_process_metrics
 from merge_assist.bot.settings import Settings
 from merge_assist.bot.webhook_auth import WebhookAuth
 from merge_assist.bot.worker import LaneScheduler, Worker
@@ -74,6 +75,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, *, run_workers: bool, gitlab: GitLabPort | None = None,
               clock: Clock | None = None, extra_plugins: tuple[object, ...] = ()) -> "Runtime":
+        install_process_metrics()
         store = open_store_checked(settings)
         queue: Any = (InProcessQueue() if settings.is_embedded
                       else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix,

@@ -47,6 +47,9 @@ class Secret:
         return bool(self._value)
 
 
+LOG_FORMATS = ("text", "json")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///merge-assist.db"
@@ -66,6 +69,8 @@ class Settings:
     lease_seconds: float = 60.0
     server_config_file: Path | None = None
     queue_reclaim_seconds: float = 30.0
+    metrics_port: int = 0  # `worker` only: 0 = no metrics/health port
+    log_format: str = "text"
     failpoint: str | None = None  # crash tests only, see bot/failpoints.py
 
     @property
@@ -142,6 +147,12 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _log_format(raw: str) -> str:
+    if raw.lower() not in LOG_FORMATS:
+        raise ValueError(raw)
+    return raw.lower()
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; raise SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
@@ -158,6 +169,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "lease_seconds": _parse(env, "LEASE_SECONDS", _positive(float), "a positive number of seconds"),
         "server_config_file": _parse(env, "SERVER_CONFIG_FILE", Path, "a file path"),
         "queue_reclaim_seconds": _parse(env, "QUEUE_RECLAIM_SECONDS", _positive(float), "a positive number of seconds"),
+        "metrics_port": _parse(env, "METRICS_PORT", _port, "a port number 0-65535"),
+        "log_format": _parse(env, "LOG_FORMAT", _log_format, "text or json"),
         "failpoint": _read(env, "FAILPOINT"),
     }
     for secret_name in ("GITLAB_TOKEN", "WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "JWT_SECRET"):

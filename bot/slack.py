@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.routing import BaseRoute, Route
 
+from merge_assist.rules.metrics import METRICS
+
 if TYPE_CHECKING:
     from merge_assist.bot.runtime import Runtime
 
@@ -19,8 +21,9 @@ MR_URL = re.compile(r"https?://\S+?/(?P<path>[^\s]+?)/-/merge_requests/(?P<iid>\
 
 def respond_to(response_url: str, text: str) -> None:
     try:
-        httpx.post(response_url, json={"response_type": "ephemeral", "text": text}, timeout=10)
+        httpx.post(response_url, json={"response_type": "ephemeral", "text": text}, timeout=10).raise_for_status()
     except httpx.HTTPError as exc:
+        METRICS.slack_failure("respond")
         log.warning("could not answer on Slack: %s", type(exc).__name__)
 
 

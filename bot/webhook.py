@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -17,17 +18,22 @@ from starlette.routing import BaseRoute, Route
 
 from merge_assist.adapters.queues import QueueUnavailable
 from merge_assist.bot.dispatch import HANDLED_HOOKS, JOB_HOOK, PUSH_HOOK, is_relevant
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.metrics import METRICS
 
 if TYPE_CHECKING:
     from merge_assist.bot.runtime import Runtime
 
 log = logging.getLogger("merge_assist.webhook")
-RECEIVED = REGISTRY.counter("merge_assist_webhooks_total", "Webhook deliveries by outcome.", ("outcome",))
 
 
-def _reply(status: int, outcome: str, **extra: Any) -> Response:
-    RECEIVED.inc(outcome=outcome)
+def _metric_kind(event: str) -> str:
+    """The event header as a label; anything else is "other" (the header is not authenticated)."""
+    return event if event in HANDLED_HOOKS else "other"
+
+
+def _reply(request: Request, status: int, outcome: str, **extra: Any) -> Response:
+    METRICS.webhook_delivery(_metric_kind(request.headers.get("x-gitlab-event", "")), outcome)
+    METRICS.webhook_acknowledged(time.perf_counter() - request.state.received)
     return JSONResponse({"status": outcome, **extra}, status_code=status)
 
 
@@ -54,28 +60,29 @@ def _project_id(body: Any) -> int | None:
 
 
 async def gitlab_webhook(request: Request) -> Response:
+    request.state.received = time.perf_counter()
     runtime: Runtime = request.app.state.runtime
     token = request.headers.get("x-gitlab-token")
     if not token:
-        return _reply(401, "unauthorized", error="missing X-Gitlab-Token")
+        return _reply(request, 401, "unauthorized", error="missing X-Gitlab-Token")
     raw = await request.body()
     try:
         body = json.loads(raw)
     except ValueError:
         body = None
     if not runtime.webhook_auth.accepts(token, _project_id(body)):
-        return _reply(401, "unauthorized", error="wrong X-Gitlab-Token")
+        return _reply(request, 401, "unauthorized", error="wrong X-Gitlab-Token")
     if not isinstance(body, dict):
-        return _reply(400, "malformed", error="the body is not a JSON object")
+        return _reply(request, 400, "malformed", error="the body is not a JSON object")
     event = request.headers.get("x-gitlab-event", "")
     if event not in HANDLED_HOOKS:
-        return _reply(200, "ignored", reason=f"event {event!r} is not used")
+        return _reply(request, 200, "ignored", reason=f"event {event!r} is not used")
     required = ("object_kind",) if event in (JOB_HOOK, PUSH_HOOK) else ("object_kind", "object_attributes")
     missing = [name for name in required if name not in body]
     if missing or _project_id(body) is None:
-        return _reply(400, "malformed", error=f"missing field(s): {', '.join(missing) or 'project id'}")
+        return _reply(request, 400, "malformed", error=f"missing field(s): {', '.join(missing) or 'project id'}")
     if not is_relevant(event, body):
-        return _reply(200, "ignored", reason="nothing for the queue in this event")
+        return _reply(request, 200, "ignored", reason="nothing for the queue in this event")
     message = {"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, body), "body": body}
     try:
         if runtime.queue.publish_waits_on_network:  # must not block the event loop
@@ -85,8 +92,8 @@ async def gitlab_webhook(request: Request) -> Response:
     except QueueUnavailable as exc:
         log.error("cannot queue a %s delivery: %s", event, exc)
         # 503 makes GitLab deliver it again later instead of losing it.
-        return _reply(503, "unavailable", error="queue unavailable; retry later")
-    return _reply(200, "queued")
+        return _reply(request, 503, "unavailable", error="queue unavailable; retry later")
+    return _reply(request, 200, "queued")
 
 
 def webhook_routes() -> list[BaseRoute]:

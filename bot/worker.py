@@ -169,6 +169,10 @@ class Worker:
             except Exception:
                 log.exception("timer pass failed")
 
+    def alive(self) -> bool:
+        """Every consumer and the timer thread still runs (the liveness probe asks this)."""
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         for thread in self._threads:

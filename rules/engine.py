@@ -28,7 +28,7 @@ import pluggy
 
 from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
 from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription
-from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
+from merge_assist.rules.metrics import METRICS, Metrics
 from merge_assist.rules.model import Decision, Priority, RuleContext, Verdict
 
 log = logging.getLogger("merge_assist.rules")
@@ -55,16 +55,9 @@ class _Answer:
 class RuleEngine:
     """Runs the hooks of a plugin manager built by `rules.plugins.build_plugin_manager`."""
 
-    def __init__(self, pm: pluggy.PluginManager, metrics: MetricsRegistry = REGISTRY) -> None:
+    def __init__(self, pm: pluggy.PluginManager, metrics: Metrics = METRICS) -> None:
         self._pm = pm
-        self._errors = metrics.counter(
-            "merge_assist_plugin_errors_total", "Exceptions raised by plugin hook implementations.",
-            ("plugin", "hook"),
-        )
-        self._durations = metrics.histogram(
-            "merge_assist_hook_duration_seconds", "Time spent in one plugin's hook implementation.",
-            ("hook",),
-        )
+        self._metrics = metrics
         self._rule_of_plugin: dict[str, str] = {}
         self._descriptions: dict[str, RuleDescription] = {}
         # Plugins are fixed once the manager is built, so rules are described once, up front.
@@ -133,11 +126,11 @@ class RuleEngine:
                 value, error = None, exc
                 self._record_crash(impl.plugin_name, hook_name, exc)
             finally:
-                self._durations.observe(time.perf_counter() - started, hook=hook_name)
+                self._metrics.hook_duration(hook_name, time.perf_counter() - started)
             yield _Answer(impl.plugin_name, rule, value, error, str(rule_options.get("on_error")))
 
     def _record_crash(self, plugin_name: str, hook_name: str, exc: Exception) -> None:
-        self._errors.inc(plugin=plugin_name, hook=hook_name)
+        self._metrics.plugin_error(plugin_name, hook_name)
         log.error(
             "plugin %r raised %s in %s: %s", plugin_name, type(exc).__name__, hook_name, exc,
             exc_info=exc, extra={"plugin": plugin_name, "hook": hook_name},
@@ -238,10 +231,14 @@ class RuleEngine:
             return CommandReply(f"Unknown command `{invocation.name}`. Try `/merge-assist help`.", ok=False)
         plugin_name, spec = found
         try:
-            return spec.handler(invocation)
+            reply = spec.handler(invocation)
+            self._metrics.command(invocation.name, "ok" if reply.ok else "declined")
+            return reply
         except CommandRefused as refusal:
+            self._metrics.command(invocation.name, "refused")
             return CommandReply(str(refusal), ok=False)
         except Exception as exc:
+            self._metrics.command(invocation.name, "crashed")
             self._record_crash(plugin_name, f"command:{invocation.name}", exc)
             return CommandReply(f"`{invocation.name}` failed ({type(exc).__name__}); the admins can see the log.", ok=False)
 

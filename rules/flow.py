@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Protocol
 
 from merge_assist.rules.engine import RuleEngine, RuleOptions
 from merge_assist.rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
 from merge_assist.rules.feedback import Feedback
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import (
     Approvals, EntryState, LaneKey, MergeRequest, Outcome, Project, QueueEntry, RuleContext,
 )
@@ -35,8 +36,6 @@ MAX_MERGE_ATTEMPTS = 3
 MID_ACTION = (EntryState.REBASING, EntryState.MERGING)
 SETTLING_STATUSES = {"unchecked", "checking", "preparing", "approvals_syncing", "cannot_be_merged_recheck"}
 
-MERGES = REGISTRY.counter("merge_assist_merges_total", "Merge requests merged by the queue.", ("project",))
-FAILURES = REGISTRY.counter("merge_assist_failures_total", "Queue entries that ended failed.", ("project",))
 
 
 class ConfigProvider(Protocol):
@@ -135,7 +134,7 @@ class LaneDriver:
             project = self.deps.gitlab.get_project(entry.project_id)
             try:
                 self._fail(entry, fence, project, mr, f"job `{job_name}` failed in the pipeline for {sha[:12]}. "
-                           "Fix it and push, or retry the job.")
+                           "Fix it and push, or retry the job.", why="job_failed")
             except LeaseLost:
                 return
 
@@ -157,7 +156,8 @@ class LaneDriver:
                 return POLL_SECONDS
             if mr.merge_error:
                 return self._fail(entry, fence, project, mr,
-                                  f"GitLab could not rebase it ({mr.merge_error}). Rebase locally and push.")
+                                  f"GitLab could not rebase it ({mr.merge_error}). Rebase locally and push.",
+                                  why="rebase_failed")
             entry = store.transition(entry.id, EntryState.WAITING_PIPELINE,
                                      f"rebased; waiting for the pipeline of {mr.sha[:12]}", fence=fence,
                                      tested_sha=mr.sha)
@@ -169,7 +169,7 @@ class LaneDriver:
         context = rule_context(self.deps, project, mr, entry, store.lane_paused(entry.lane))
         decision = self.deps.engine.check_merge(context, options)
         if decision.outcome is Outcome.REFUSE:
-            return self._fail(entry, fence, project, mr, decision.explain(), context, options)
+            return self._fail(entry, fence, project, mr, decision.explain(), context, options, why="rule_refused")
         if entry.state is EntryState.QUEUED or entry.tested_sha != mr.sha:
             reason = (f"the source branch moved to {mr.sha[:12]}; validating again"
                       if entry.tested_sha and entry.tested_sha != mr.sha else f"validating {mr.sha[:12]}")
@@ -188,18 +188,21 @@ class LaneDriver:
     def _rebase(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest) -> float | None:
         if entry.attempts >= MAX_MERGE_ATTEMPTS:
             return self._fail(entry, fence, project, mr,
-                              f"the target branch kept moving ({entry.attempts} rebases). Try again later.")
+                              f"the target branch kept moving ({entry.attempts} rebases). Try again later.",
+                              why="target_moving")
         self.deps.store.transition(entry.id, EntryState.REBASING, f"bringing it up to date with {mr.target_branch}",
                                    fence=fence, attempts=entry.attempts + 1)
         try:
             self.deps.gitlab.rebase(project.id, mr.iid)
         except RebaseRefused as exc:
-            return self._fail(entry, fence, project, mr, f"GitLab would not rebase it: {exc.message}")
+            return self._fail(entry, fence, project, mr, f"GitLab would not rebase it: {exc.message}", why="rebase_refused")
         return POLL_SECONDS
 
     def _merge(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest,
                context: RuleContext, options: RuleOptions) -> float | None:
         store = self.deps.store
+        if entry.state is EntryState.WAITING_PIPELINE:  # since its last change: close enough for a dashboard
+            METRICS.pipeline_wait(_seconds_since(entry.updated_at, self.deps.clock.now()))
         entry = store.transition(entry.id, EntryState.MERGING, f"merging {mr.sha[:12]}", fence=fence,
                                  tested_sha=mr.sha)
         self.deps.engine.before_merge(context, options)
@@ -214,7 +217,8 @@ class LaneDriver:
             attempts = entry.attempts + 1
             if attempts >= MAX_MERGE_ATTEMPTS:
                 return self._fail(entry, fence, project, mr,
-                                  f"GitLab refused the merge {attempts} times ({exc.status}: {exc.message}).")
+                                  f"GitLab refused the merge {attempts} times ({exc.status}: {exc.message}).",
+                                  why="merge_refused")
             store.transition(entry.id, EntryState.QUEUED,
                              f"GitLab refused the merge ({exc.status}); checking again", fence=fence, attempts=attempts)
             return CONTINUE
@@ -230,20 +234,29 @@ class LaneDriver:
     def _finish_merged(self, entry: QueueEntry, fence: int, sha: str | None, how: str,
                        context: RuleContext | None = None, options: RuleOptions | None = None) -> None:
         self.deps.store.transition(entry.id, EntryState.MERGED, how, fence=fence, merge_commit_sha=sha)
-        MERGES.inc(project=str(entry.project_id))
+        METRICS.merged("queue" if how == "merged" else "outside")
+        if how == "merged":
+            METRICS.command_to_merge(_seconds_since(entry.enqueued_at, self.deps.clock.now()))
         if context is not None:
             self.deps.engine.after_merge(context, sha, options)
         if how == "merged":
             self.deps.feedback.merged(entry.project_id, entry.mr_iid, sha, entry.target_branch)
 
     def _fail(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str,
-              context: RuleContext | None = None, options: RuleOptions | None = None) -> float:
+              context: RuleContext | None = None, options: RuleOptions | None = None, *, why: str) -> float:
+        """Fail the entry; `why` is the short metrics label for `reason`."""
         self.deps.store.transition(entry.id, EntryState.FAILED, reason, fence=fence)
-        FAILURES.inc(project=str(entry.project_id))
+        METRICS.failed(why)
         context = context or rule_context(self.deps, project, mr, entry)
         self.deps.engine.merge_failed(context, reason, options)
         self.deps.feedback.failed(entry.project_id, entry.mr_iid, reason)
         return CONTINUE
+
+
+def _seconds_since(moment: datetime, now: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (now - moment).total_seconds())
 
 
 def _merge_setting(options: Mapping[str, Mapping[str, Any]], key: str) -> Any:

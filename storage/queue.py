@@ -9,6 +9,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from merge_assist.rules.errors import AlreadyQueuedError, LeaseLost
+from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
 from merge_assist.storage.db import Database
 from merge_assist.storage.models import AuditRecord, Lane, ManagedProject, QueueEntryRow
@@ -183,6 +184,8 @@ class QueueRepository:
         with self._db.session() as session:
             renewed = session.execute(update(Lane).where(key, Lane.lease_holder == holder, Lane.lease_expires_at > now)
                                       .values(lease_expires_at=expires)).rowcount
+            previous = None if renewed else session.execute(
+                select(Lane.lease_holder, Lane.lease_expires_at).where(key)).first()
             if not renewed and not session.execute(take).rowcount:
                 if session.get(Lane, (lane.project_id, lane.target_branch)) is not None:
                     return None  # held by another worker
@@ -190,6 +193,8 @@ class QueueRepository:
                 session.flush()
                 if not session.execute(take).rowcount:
                     return None
+            if previous is not None and previous[0] not in (None, holder):
+                METRICS.lease_takeover(str(lane))  # its holder died or stalled past the expiry
             return session.scalar(select(Lane.lease_token).where(key))
 
     def release(self, lane: LaneKey, holder: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from merge_assist.plugins import BUILTIN_PLUGINS
 from merge_assist.rules.engine import RuleEngine
-from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project, RuleContext
 from merge_assist.rules.plugins import build_plugin_manager
 
@@ -48,12 +48,12 @@ def make_context() -> ContextFactory:
 
 
 @pytest.fixture
-def metrics() -> MetricsRegistry:
-    return MetricsRegistry()
+def metrics() -> RecordingMetrics:
+    return RecordingMetrics()
 
 
 @pytest.fixture
-def make_engine(metrics: MetricsRegistry) -> Callable[..., RuleEngine]:
+def make_engine(metrics: RecordingMetrics) -> Callable[..., RuleEngine]:
     """make_engine(*extra_plugins, builtins=BUILTIN_PLUGINS) → RuleEngine (no entry points)."""
 
     def build(*extra: object, builtins=BUILTIN_PLUGINS) -> RuleEngine:

@@ -15,7 +15,7 @@ from merge_assist.plugins import BUILTIN_PLUGINS
 from merge_assist.rules.commands import CommandInvocation
 from merge_assist.rules.engine import RuleEngine
 from merge_assist.rules.help import render_help
-from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.rules.model import Actor, Outcome
 from merge_assist.rules.plugins import build_plugin_manager
 
@@ -48,7 +48,7 @@ def installed_example(tmp_path_factory):
 
 @pytest.fixture
 def engine_with_entry_points(installed_example) -> RuleEngine:
-    return RuleEngine(build_plugin_manager(BUILTIN_PLUGINS), MetricsRegistry())
+    return RuleEngine(build_plugin_manager(BUILTIN_PLUGINS), RecordingMetrics())
 
 
 def test_example_plugin_is_loaded_through_its_entry_point(engine_with_entry_points):
