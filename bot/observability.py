@@ -1,5 +1,6 @@
-"""Metrics wiring: the prometheus_client implementation installed in every process, the queue
-gauges read from the database by `serve`, and the `worker` process's own metrics and health port.
+"""Metrics and log wiring: the prometheus_client implementation installed in every process, the
+queue gauges read from the database by `serve`, the `worker` process's own metrics and health
+port, and the event id put in scope while a worker handles a queued event.
 
 Why a port per worker instead of prometheus_client's multiprocess mode: `serve` and the workers
 run in different pods (or containers), which share no directory; each one serving its own
@@ -14,10 +15,11 @@ import logging
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from merge_assist.adapters.prometheus import CONTENT_TYPE, LaneDepth, PrometheusMetrics, process_metrics
 from merge_assist.rules import metrics as metrics_port
+from merge_assist.rules.events import event_scope
 from merge_assist.rules.model import QueueEntry
 
 if TYPE_CHECKING:
@@ -25,6 +27,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("merge_assist.observability")
 MAX_ENTRIES_READ = 10_000
+
+
+def in_event_scope(handle: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """Handle each queued event with its event id (set by the webhook) in scope for the logs."""
+    def handle_with_id(event: dict[str, Any]) -> None:
+        with event_scope(event.get("event_id")):
+            handle(event)
+
+    return handle_with_id
 
 
 def install_process_metrics() -> PrometheusMetrics:

@@ -16,7 +16,7 @@ from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
 from merge_assist.bot.config import ProjectConfig, load_server_config
 from merge_assist.bot.dispatch import EventHandler
-from merge_assist.bot.observability import install_process_metrics
+from merge_assist.bot.observability import in_event_scope, install_process_metrics
 from merge_assist.bot.settings import Settings
 from merge_assist.bot.webhook_auth import WebhookAuth
 from merge_assist.bot.worker import LaneScheduler, Worker
@@ -113,7 +113,7 @@ class Runtime:
                                     on_config_changed=self.config.invalidate,
                                     claim_seconds=settings.queue_reclaim_seconds / 2)
         if run_workers:
-            self.worker = Worker(self.queue, self.handler.handle, scheduler, store.queue.waiting_lanes,
+            self.worker = Worker(self.queue, in_event_scope(self.handler.handle), scheduler, store.queue.waiting_lanes,
                                  consumers=settings.workers, recheck_seconds=settings.recheck_seconds,
                                  housekeeping=self._forget_old_deliveries)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -71,6 +72,7 @@ def build_bolt_app(runtime: "Runtime") -> Any:
             "username": user.gitlab_username if user else str(command.get("user_name", "slack-user")),
             "gitlab_user_id": user.gitlab_user_id if user else None,
             "response_url": command.get("response_url"),
+            "event_id": f"slack:{command.get('trigger_id') or uuid.uuid4().hex}",
         })
         # Acknowledge within Slack's 3 seconds; the worker answers through response_url.
         ack(f"On it: `{text}` for {path}!{iid}.")

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from merge_assist.adapters.queues import QueueUnavailable
 from merge_assist.bot.dispatch import HANDLED_HOOKS, JOB_HOOK, PUSH_HOOK, is_relevant
+from merge_assist.rules.events import event_scope, log_event
 from merge_assist.rules.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -47,6 +48,17 @@ def delivery_key(headers: Any, event: str, body: dict[str, Any]) -> str:
                         attributes.get("id"), attributes.get("updated_at"), attributes.get("status"),
                         attributes.get("action")], default=str)
     return "hash:" + hashlib.sha256(basis.encode()).hexdigest()
+
+
+def event_id_for(key: str) -> str:
+    """The id that follows this delivery through the logs: its dedupe key, shortened."""
+    kind, _, value = key.partition(":")
+    return f"{kind}:{value[:16]}" if kind == "hash" else key
+
+
+def _mr_iid(event: str, body: dict[str, Any]) -> int | None:
+    mr = body.get("merge_request") or (body.get("object_attributes") if event == "Merge Request Hook" else None) or {}
+    return mr.get("iid") if isinstance(mr.get("iid"), int) else None
 
 
 def _project_id(body: Any) -> int | None:
@@ -83,7 +95,14 @@ async def gitlab_webhook(request: Request) -> Response:
         return _reply(request, 400, "malformed", error=f"missing field(s): {', '.join(missing) or 'project id'}")
     if not is_relevant(event, body):
         return _reply(request, 200, "ignored", reason="nothing for the queue in this event")
-    message = {"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, body), "body": body}
+    key = delivery_key(request.headers, event, body)
+    message = {"kind": "gitlab", "event": event, "key": key, "event_id": event_id_for(key), "body": body}
+    with event_scope(message["event_id"]):
+        return await _enqueue(request, runtime, event, message)
+
+
+async def _enqueue(request: Request, runtime: "Runtime", event: str, message: dict[str, Any]) -> Response:
+    body = message["body"]
     try:
         if runtime.queue.publish_waits_on_network:  # must not block the event loop
             await run_in_threadpool(runtime.queue.publish, message)
@@ -93,6 +112,7 @@ async def gitlab_webhook(request: Request) -> Response:
         log.error("cannot queue a %s delivery: %s", event, exc)
         # 503 makes GitLab deliver it again later instead of losing it.
         return _reply(request, 503, "unavailable", error="queue unavailable; retry later")
+    log_event("webhook", kind=event, outcome="queued", project=_project_id(body), mr=_mr_iid(event, body))
     return _reply(request, 200, "queued")
 
 

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping, Protocol
 from merge_assist.rules.engine import RuleEngine, RuleOptions
 from merge_assist.rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
 from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.events import log_event
 from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import (
     Approvals, EntryState, LaneKey, MergeRequest, Outcome, Project, QueueEntry, RuleContext,
@@ -235,6 +236,7 @@ class LaneDriver:
                        context: RuleContext | None = None, options: RuleOptions | None = None) -> None:
         self.deps.store.transition(entry.id, EntryState.MERGED, how, fence=fence, merge_commit_sha=sha)
         METRICS.merged("queue" if how == "merged" else "outside")
+        log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), how=how, sha=sha)
         if how == "merged":
             METRICS.command_to_merge(_seconds_since(entry.enqueued_at, self.deps.clock.now()))
         if context is not None:
@@ -247,6 +249,8 @@ class LaneDriver:
         """Fail the entry; `why` is the short metrics label for `reason`."""
         self.deps.store.transition(entry.id, EntryState.FAILED, reason, fence=fence)
         METRICS.failed(why)
+        log_event("failed", level=logging.WARNING, project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane),
+                  reason=why)
         context = context or rule_context(self.deps, project, mr, entry)
         self.deps.engine.merge_failed(context, reason, options)
         self.deps.feedback.failed(entry.project_id, entry.mr_iid, reason)

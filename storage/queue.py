@@ -9,6 +9,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from merge_assist.rules.errors import AlreadyQueuedError, LeaseLost
+from merge_assist.rules.events import log_event
 from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
 from merge_assist.storage.db import Database
@@ -125,7 +126,11 @@ class QueueRepository:
                 detail=f"{previous} -> {to.value}" + (f": {reason}" if reason else ""),
             ))
             session.flush()
-            return _entry(row)
+            entry = _entry(row)
+        if previous != to.value:
+            log_event("state", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), state=to.value,
+                      previous=previous)
+        return entry
 
     def set_priority(self, entry_id: int, priority: Priority) -> QueueEntry:
         with self._db.session() as session:
