@@ -89,6 +89,11 @@ def _read(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _read_secret(env: Mapping[str, str], name: str) -> Secret | None:
+    value = _read_direct_or_file(env, name)
+    return Secret(value) if value is not None else None
+
+
+def _read_direct_or_file(env: Mapping[str, str], name: str) -> str | None:
     direct = _read(env, name)
     path = _read(env, name + "_FILE")
     if direct is not None and path is not None:
@@ -100,12 +105,13 @@ def _read_secret(env: Mapping[str, str], name: str) -> Secret | None:
             raise SettingsError(f"{PREFIX}{name}_FILE: cannot read {path!r} ({exc.strerror})") from None
         if not text:
             raise SettingsError(f"{PREFIX}{name}_FILE: {path!r} is empty")
-        return Secret(text)
-    return Secret(direct) if direct is not None else None
+        return text
+    return direct
 
 
-def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], kind: str) -> T | None:
-    raw = _read(env, name)
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], kind: str,
+           read: Callable[[Mapping[str, str], str], str | None] = _read) -> T | None:
+    raw = read(env, name)
     if raw is None:
         return None
     try:
@@ -157,8 +163,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; raise SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
     values: dict[str, object] = {
-        "database_url": _parse(env, "DATABASE_URL", _url(("sqlite:", "postgresql")), "a sqlite:// or postgresql:// URL"),
-        "redis_url": _parse(env, "REDIS_URL", _url(("redis://", "rediss://", "unix://")), "a redis:// URL"),
+        # URLs may hold passwords: like secrets, they may come from a file (`..._URL_FILE`).
+        "database_url": _parse(env, "DATABASE_URL", _url(("sqlite:", "postgresql")), "a sqlite:// or postgresql:// URL",
+                               _read_direct_or_file),
+        "redis_url": _parse(env, "REDIS_URL", _url(("redis://", "rediss://", "unix://")), "a redis:// URL",
+                            _read_direct_or_file),
         "redis_prefix": _read(env, "REDIS_PREFIX"),
         "gitlab_url": _parse(env, "GITLAB_URL", _url(("http://", "https://")), "an http(s):// URL"),
         "host": _read(env, "HOST"),
