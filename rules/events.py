@@ -44,6 +44,8 @@ def current_event_id() -> str | None:
 
 def log_event(kind: str, /, *, level: int = logging.INFO, **fields: FieldValue) -> None:
     """One line saying what happened; `fields` become JSON keys (or `key=value` in text)."""
+    if not _log.isEnabledFor(level):
+        return
     present = {name: value for name, value in fields.items() if value is not None}
     text = " ".join(f"{name}={value}" for name, value in present.items())
     _log.log(level, "%s %s", kind, text, extra={"event": kind, "fields": present})

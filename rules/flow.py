@@ -86,10 +86,13 @@ class LaneDriver:
         """The lane's fencing token while this worker holds its lease (None: another one does)."""
         store = self.deps.store
         fence = store.acquire(lane, self.holder, self.lease_seconds)
+        if fence is not None:
+            log_event("lease", level=logging.DEBUG, lane=str(lane), holder=self.holder, action="acquired", fence=fence)
         try:
             yield fence
         finally:
             if fence is not None:
+                log_event("lease", level=logging.DEBUG, lane=str(lane), holder=self.holder, action="releasing")
                 store.release(lane, self.holder)
 
     def drive(self, lane: LaneKey) -> float | None:
