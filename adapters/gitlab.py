@@ -51,8 +51,8 @@ def _count_response(response: requests.Response, *_args: Any, **_kwargs: Any) ->
 
 def _count_unreachable(exc: requests.RequestException) -> None:
     request = exc.request
-    if request is not None:
-        METRICS.gitlab_call(str(request.method), endpoint_template(str(request.path_url)), "unreachable")
+    if isinstance(request, requests.PreparedRequest):
+        METRICS.gitlab_call(str(request.method), endpoint_template(request.path_url), "unreachable")
 
 
 def _translate(exc: Exception) -> GitLabError:

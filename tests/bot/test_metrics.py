@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -89,3 +90,21 @@ def test_worker_status_port_serves_metrics_health_and_readiness() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_gitlab_calls_that_get_no_answer_are_counted_as_unreachable() -> None:
+    from merge_assist.adapters.gitlab import PythonGitlabAdapter
+    from merge_assist.rules import metrics as port
+    from merge_assist.rules.errors import TransientGitLabError
+    from merge_assist.rules.metrics import RecordingMetrics
+    from tests.helpers import free_port
+
+    before, recording = port.installed(), RecordingMetrics()
+    port.install(recording)
+    try:
+        adapter = PythonGitlabAdapter(f"http://127.0.0.1:{free_port()}", "token", timeout=2.0)
+        with pytest.raises(TransientGitLabError):
+            adapter.get_merge_request(7, 3)
+    finally:
+        port.install(before)
+    assert recording.count("gitlab_call", "GET", "/projects/:project/merge_requests/:id", "unreachable") == 1
