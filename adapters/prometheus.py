@@ -79,6 +79,16 @@ class PrometheusMetrics:
                               ["operation"], registry=registry)
         self._takeovers = Counter("merge_assist_lease_takeovers", "Lane leases taken over after they expired.",
                                   ["lane"], registry=registry)
+        self._slack_sent = Counter("merge_assist_slack_messages", "Slack messages sent through the Web API.",
+                                   registry=registry)
+        self._slack_dropped = Counter("merge_assist_slack_messages_dropped", "Slack messages given up on, by reason.",
+                                      ["reason"], registry=registry)
+        self._slack_responses = Counter("merge_assist_slack_responses",
+                                        "Answers to slash commands through response_url, by outcome.", ["outcome"],
+                                        registry=registry)
+        self._dead_letters = Counter("merge_assist_dead_letters",
+                                     "Events set aside unhandled: poison after one try, or still failing after many.",
+                                     ["cause"], registry=registry)
         self._lanes = _LaneDepthCollector()
         registry.register(self._lanes)
 
@@ -130,6 +140,18 @@ class PrometheusMetrics:
 
     def lease_takeover(self, lane: str) -> None:
         self._takeovers.labels(lane).inc()
+
+    def slack_message_sent(self) -> None:
+        self._slack_sent.inc()
+
+    def slack_message_dropped(self, reason: str) -> None:
+        self._slack_dropped.labels(reason).inc()
+
+    def slack_response(self, outcome: str) -> None:
+        self._slack_responses.labels(outcome).inc()
+
+    def dead_letter(self, cause: str) -> None:
+        self._dead_letters.labels(cause).inc()
 
 
 _PROCESS_METRICS: PrometheusMetrics | None = None

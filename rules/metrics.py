@@ -20,6 +20,10 @@ The API (one call per fact; labels are short, bounded words, never free text or 
     METRICS.plugin_error(plugin, hook)          merge_assist_plugin_errors_total{plugin,hook}
     METRICS.hook_duration(hook, seconds)        merge_assist_hook_duration_seconds{hook} (histogram)
     METRICS.slack_failure(operation)            merge_assist_slack_failures_total{operation}
+    METRICS.slack_message_sent()                merge_assist_slack_messages_total
+    METRICS.slack_message_dropped(reason)       merge_assist_slack_messages_dropped_total{reason}
+    METRICS.slack_response(outcome)             merge_assist_slack_responses_total{outcome}
+    METRICS.dead_letter(cause)                  merge_assist_dead_letters_total{cause}   cause: poison | retries
     METRICS.lease_takeover(lane)                merge_assist_lease_takeovers_total{lane}
 
 `lane` is `LaneKey.__str__` (project id and branch). Queue length and oldest entry age per lane
@@ -61,6 +65,14 @@ class Metrics(Protocol):
     def slack_failure(self, operation: str) -> None: ...
 
     def lease_takeover(self, lane: str) -> None: ...
+
+    def slack_message_sent(self) -> None: ...
+
+    def slack_message_dropped(self, reason: str) -> None: ...
+
+    def slack_response(self, outcome: str) -> None: ...
+
+    def dead_letter(self, cause: str) -> None: ...
 
 
 METRIC_CALLS = frozenset(name for name in vars(Metrics) if not name.startswith("_"))

@@ -35,6 +35,8 @@ def test_every_port_call_feeds_a_prometheus_family() -> None:
     metrics.gitlab_call("PUT", "/projects/:project/merge_requests/:id/merge", "200")
     metrics.train_cars("7:main", 3)
     metrics.lease_takeover("7:main")
+    metrics.dead_letter("poison")
+    metrics.slack_message_dropped("queue_full")
     metrics.watch_lanes(lambda: [LaneDepth("7:main", 2, 95.0)])
     found = samples(metrics)
     assert found["merge_assist_webhook_deliveries_total"] == [({"kind": "Note Hook", "outcome": "queued"}, 1.0)]
@@ -47,6 +49,8 @@ def test_every_port_call_feeds_a_prometheus_family() -> None:
         ({"method": "PUT", "endpoint": "/projects/:project/merge_requests/:id/merge", "status": "200"}, 1.0)]
     assert found["merge_assist_train_cars"] == [({"lane": "7:main"}, 3.0)]
     assert found["merge_assist_lease_takeovers_total"] == [({"lane": "7:main"}, 1.0)]
+    assert found["merge_assist_dead_letters_total"] == [({"cause": "poison"}, 1.0)]
+    assert found["merge_assist_slack_messages_dropped_total"] == [({"reason": "queue_full"}, 1.0)]
     assert found["merge_assist_lane_entries"] == [({"lane": "7:main"}, 2.0)]
     assert found["merge_assist_lane_oldest_entry_age_seconds"] == [({"lane": "7:main"}, 95.0)]
 
