@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 from urllib.parse import quote
 
 import gitlab
@@ -17,6 +17,10 @@ from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project
 
 T = TypeVar("T")
+ATTEMPTS = 3
+MAX_RETRY_WAIT_SECONDS = 5.0
+"""A worker waits at most this long for one Retry-After; a longer one fails the call as transient
+(the lane plans again later) instead of holding the thread."""
 CACHE_SECONDS = 300.0
 """Protected-branch rules: authorization depends on them, so they are kept only five minutes."""
 PROJECT_CACHE_SECONDS = 900.0
@@ -69,6 +73,47 @@ def _translate(exc: Exception) -> GitLabError:
     return GitLabError(None, f"{type(exc).__name__}")
 
 
+class _BoundedRetries(gitlab.Gitlab):
+    """python-gitlab would sleep for whatever Retry-After says, ten times over, and crash on a
+    Retry-After that is a date; its own retries are off and `PythonGitlabAdapter._call` retries
+    with bounded waits instead. The last Retry-After seen by each thread is kept for it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_retry_after = threading.local()
+        self.session.hooks["response"].append(self._remember_retry_after)
+
+    def _remember_retry_after(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        self.last_retry_after.value = response.headers.get("Retry-After")
+
+    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.update(obey_rate_limit=False, retry_transient_errors=False, max_retries=0)
+        self.last_retry_after.value = None
+        return super().http_request(*args, **kwargs)
+
+    def retry_after(self) -> float | None:
+        raw = getattr(self.last_retry_after, "value", None)
+        try:
+            return max(0.0, float(raw)) if raw is not None else None
+        except ValueError:  # an HTTP date: not worth parsing for a wait this short
+            return None
+
+
+def retry_wait(error: GitLabError, attempt: int, retry_after: float | None, *, idempotent: bool) -> float | None:
+    """Seconds to wait before trying the call again, or None to give up now.
+
+    429 means GitLab did nothing, so any call may be repeated; after a 5xx or a timeout only a
+    read is repeated (a note or a merge might have happened). Retry-After is honoured up to
+    MAX_RETRY_WAIT_SECONDS; beyond that the call fails as transient at once.
+    """
+    if not isinstance(error, TransientGitLabError) or attempt >= ATTEMPTS:
+        return None
+    if error.status != 429 and not idempotent:
+        return None
+    wait = retry_after if retry_after is not None else 0.5 * 2 ** (attempt - 1)
+    return wait if wait <= MAX_RETRY_WAIT_SECONDS else None
+
+
 class _TTLCache:
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
@@ -88,6 +133,13 @@ class _TTLCache:
     def put(self, key: Any, value: Any) -> None:
         with self._lock:
             self._items[key] = (time.monotonic(), value)
+
+
+def _json_object(data: object) -> dict[str, Any]:
+    """A JSON object answer; python-gitlab types answers loosely (object, list or response)."""
+    if not isinstance(data, dict):
+        raise GitLabError(None, f"expected a JSON object from GitLab, got {type(data).__name__}")
+    return data
 
 
 def _pipeline(data: dict[str, Any] | None) -> Pipeline | None:
@@ -121,25 +173,33 @@ class PythonGitlabAdapter:
     """Talks to GitLab over REST v4 with python-gitlab; caches what rarely changes for five minutes."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
-        self._gl = gitlab.Gitlab(url=url, private_token=token, timeout=timeout, retry_transient_errors=False)
+        self._gl = _BoundedRetries(url=url, private_token=token, timeout=timeout)
         self._gl.session.hooks["response"].append(_count_response)
         self._projects = _TTLCache(PROJECT_CACHE_SECONDS)
         self._protected = _TTLCache(CACHE_SECONDS)
         self._me: tuple[int, str] | None = None
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except GitLabError:
-            raise
-        except (gle.GitlabError, requests.RequestException) as exc:
-            if isinstance(exc, requests.RequestException):
-                _count_unreachable(exc)
-            raise _translate(exc) from None
+    def _call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
+        """`fn`'s answer; GitLab's errors as rules.errors, after bounded retries (see retry_wait)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except GitLabError:
+                raise
+            except (gle.GitlabError, requests.RequestException) as exc:
+                if isinstance(exc, requests.RequestException):
+                    _count_unreachable(exc)
+                error = _translate(exc)
+            wait = retry_wait(error, attempt, self._gl.retry_after(), idempotent=idempotent)
+            if wait is None:
+                raise error
+            time.sleep(wait)
 
     def current_user(self) -> tuple[int, str]:
         if self._me is None:
-            data = self._call(lambda: self._gl.http_get("/user"))
+            data = _json_object(self._call(lambda: self._gl.http_get("/user")))
             self._me = (int(data["id"]), str(data["username"]))
         return self._me
 
@@ -156,7 +216,7 @@ class PythonGitlabAdapter:
         return project
 
     def _fetch_project(self, id_or_encoded_path: str) -> Project:
-        data = self._call(lambda: self._gl.http_get(f"/projects/{id_or_encoded_path}"))
+        data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{id_or_encoded_path}")))
         return Project(
             id=int(data["id"]), path=str(data["path_with_namespace"]),
             default_branch=str(data.get("default_branch") or "main"),
@@ -164,22 +224,23 @@ class PythonGitlabAdapter:
             only_allow_merge_if_pipeline_succeeds=bool(data.get("only_allow_merge_if_pipeline_succeeds")),
             allow_merge_on_skipped_pipeline=bool(data.get("allow_merge_on_skipped_pipeline")),
             web_url=str(data.get("web_url", "")),
+            visibility=str(data.get("visibility") or "private"),
         )
 
     def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
-        data = self._call(lambda: self._gl.http_get(
-            f"/projects/{project_id}/merge_requests/{iid}", query_data={"include_rebase_in_progress": "true"}))
+        data = _json_object(self._call(lambda: self._gl.http_get(
+            f"/projects/{project_id}/merge_requests/{iid}", query_data={"include_rebase_in_progress": "true"})))
         return merge_request_from_json(data)
 
     def get_approvals(self, project_id: int, iid: int) -> Approvals:
-        data = self._call(lambda: self._gl.http_get(f"/projects/{project_id}/merge_requests/{iid}/approvals"))
+        data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/merge_requests/{iid}/approvals")))
         approved_by = tuple(str((a.get("user") or {}).get("username", "")) for a in data.get("approved_by") or ())
         return Approvals(approvals_required=int(data.get("approvals_required") or 0),
                          approvals_left=int(data.get("approvals_left") or 0), approved_by=approved_by)
 
     def get_access_level(self, project_id: int, user_id: int) -> int:
         try:
-            data = self._call(lambda: self._gl.http_get(f"/projects/{project_id}/members/all/{user_id}"))
+            data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/members/all/{user_id}")))
         except NotFound:
             return 0
         if data.get("state", "active") != "active":
@@ -207,22 +268,51 @@ class PythonGitlabAdapter:
                 raw=True))
         except NotFound:
             return None
+        if not isinstance(raw, requests.Response):
+            raise GitLabError(None, f"expected the raw file from GitLab, got {type(raw).__name__}")
         return raw.content.decode("utf-8", errors="replace")
 
     def get_branch_sha(self, project_id: int, branch: str) -> str:
-        data = self._call(lambda: self._gl.http_get(
-            f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}"))
+        data = _json_object(self._call(lambda: self._gl.http_get(
+            f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}")))
         return str(data["commit"]["id"])
 
     def get_pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
-        data = self._call(lambda: self._gl.http_get(f"/projects/{project_id}/pipelines/{pipeline_id}"))
+        data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/pipelines/{pipeline_id}")))
         pipeline = _pipeline(data)
         assert pipeline is not None
         return pipeline
 
+    def list_open_merge_requests(self, project_id: int, target_branch: str) -> list[MergeRequest]:
+        rows = self._call(lambda: self._gl.http_list(
+            f"/projects/{project_id}/merge_requests", query_data={"state": "opened", "target_branch": target_branch,
+                                                                 "per_page": 100}, get_all=True))
+        return [merge_request_from_json(row) for row in cast(list[dict[str, Any]], rows) if isinstance(row, dict)]
+
+    def pipelines_for_sha(self, project_id: int, sha: str) -> list[Pipeline]:
+        rows = self._call(lambda: self._gl.http_list(f"/projects/{project_id}/pipelines",
+                                                     query_data={"sha": sha, "per_page": 20}, get_all=False))
+        found = (_pipeline(row) for row in cast(list[dict[str, Any]], rows) if isinstance(row, dict))
+        return [pipeline for pipeline in found if pipeline is not None]
+
+    def cancel_pipeline(self, project_id: int, pipeline_id: int) -> None:
+        self._call(lambda: self._gl.http_post(f"/projects/{project_id}/pipelines/{pipeline_id}/cancel"))
+
+    def retry_pipeline(self, project_id: int, pipeline_id: int) -> None:
+        self._call(lambda: self._gl.http_post(f"/projects/{project_id}/pipelines/{pipeline_id}/retry"),
+                   idempotent=False)
+
+    def delete_branch(self, project_id: int, branch: str) -> None:
+        try:
+            self._call(lambda: self._gl.http_delete(
+                f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}"))
+        except NotFound:
+            pass
+
     def rebase(self, project_id: int, iid: int) -> None:
         try:
-            self._call(lambda: self._gl.http_put(f"/projects/{project_id}/merge_requests/{iid}/rebase"))
+            self._call(lambda: self._gl.http_put(f"/projects/{project_id}/merge_requests/{iid}/rebase"),
+                       idempotent=False)
         except GitLabError as exc:
             if exc.status in (403, 409):
                 raise RebaseRefused(exc.status, exc.message) from None
@@ -233,8 +323,8 @@ class PythonGitlabAdapter:
         if squash is not None:
             body["squash"] = squash
         try:
-            data = self._call(lambda: self._gl.http_put(
-                f"/projects/{project_id}/merge_requests/{iid}/merge", post_data=body))
+            data = _json_object(self._call(lambda: self._gl.http_put(
+                f"/projects/{project_id}/merge_requests/{iid}/merge", post_data=body), idempotent=False))
         except GitLabError as exc:
             if exc.status == 409:
                 raise HeadMoved(409, exc.message) from None
@@ -244,15 +334,15 @@ class PythonGitlabAdapter:
         return merge_request_from_json(data)
 
     def post_note(self, project_id: int, iid: int, body: str) -> int:
-        data = self._call(lambda: self._gl.http_post(
-            f"/projects/{project_id}/merge_requests/{iid}/notes", post_data={"body": body}))
+        data = _json_object(self._call(lambda: self._gl.http_post(
+            f"/projects/{project_id}/merge_requests/{iid}/notes", post_data={"body": body}), idempotent=False))
         return int(data["id"])
 
     def award_emoji(self, project_id: int, iid: int, note_id: int | None, name: str) -> None:
         path = f"/projects/{project_id}/merge_requests/{iid}"
         path += f"/notes/{note_id}/award_emoji" if note_id is not None else "/award_emoji"
         try:
-            self._call(lambda: self._gl.http_post(path, post_data={"name": name}))
+            self._call(lambda: self._gl.http_post(path, post_data={"name": name}), idempotent=False)
         except NotFound as exc:
             if "already been taken" not in exc.message:
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import json
@@ -9,14 +10,17 @@ import threading
 import logging
 import queue
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import redis
 
-from merge_assist.rules.feedback import PollingLimiter
+from merge_assist.adapters.failures import failure_reason, is_poison
+from merge_assist.rules.metrics import METRICS
 
 log = logging.getLogger("merge_assist.queue")
 Handler = Callable[[dict[str, Any]], None]
+StreamMessages = list[tuple[bytes, dict[bytes, bytes] | None]]
+"""Stream entries as redis-py returns them (fields are None for an entry deleted meanwhile)."""
 
 
 class QueueUnavailable(RuntimeError):
@@ -27,7 +31,8 @@ class InProcessQueue:
     """A thread-safe FIFO for embedded mode.
 
     An event whose handler raises (the database briefly gone, say) is retried with a growing
-    delay, 1 s doubling to 60 s, for about ten minutes before it is logged and dropped.
+    delay, 1 s doubling to 60 s, for about ten minutes before it is logged and dropped. A poison
+    event (adapters.failures) is set aside in `dead_letters` after its first failure.
     """
 
     publish_waits_on_network = False
@@ -40,6 +45,7 @@ class InProcessQueue:
         self._max_attempts = max_attempts
         self._first_delay = first_delay
         self._max_delay = max_delay
+        self.dead_letters: collections.deque[tuple[dict[str, Any], str]] = collections.deque(maxlen=1000)
 
     def publish(self, event: dict[str, Any]) -> None:
         self._queue.put((event, 1))
@@ -65,12 +71,18 @@ class InProcessQueue:
                 continue
             try:
                 handler(event)
-            except Exception:
-                if attempt < self._max_attempts:
+            except Exception as exc:
+                if is_poison(exc):
+                    log.exception("event %s cannot be handled (%s); dead-lettered", event.get("kind"),
+                                  failure_reason(exc))
+                    self.dead_letters.append((event, failure_reason(exc)))
+                    METRICS.dead_letter("poison")
+                elif attempt < self._max_attempts:
                     log.exception("event handler failed (attempt %d) for %s; retrying", attempt, event.get("kind"))
                     self._retry_later(event, attempt)
                 else:
                     log.exception("event handler failed %d times for %s; dropping it", attempt, event.get("kind"))
+                    METRICS.dead_letter("retries")
             finally:
                 self._queue.task_done()
 
@@ -81,6 +93,11 @@ class InProcessQueue:
         with self._lock:
             return self._queue.qsize() + len(self._delayed)
 
+    def idle(self) -> bool:
+        """Nothing queued, delayed or being handled (benchmarks wait for this between clock steps)."""
+        with self._lock:
+            return self._queue.unfinished_tasks == 0 and not self._delayed
+
 
 class RedisStreamQueue:
     """Redis Streams with a consumer group.
@@ -88,7 +105,8 @@ class RedisStreamQueue:
     A message is acknowledged only after its handler returned (so after the state change it made
     was committed); messages left pending by a dead consumer are reclaimed with XAUTOCLAIM after
     `reclaim_idle_ms`. A message that keeps failing (20 deliveries: about ten minutes of a GitLab
-    or database outage at the default reclaim time) is moved to a dead-letter stream.
+    or database outage at the default reclaim time) is moved to a dead-letter stream; a poison
+    message (adapters.failures) is moved there after its first failure, with the reason.
     """
 
     publish_waits_on_network = True
@@ -134,15 +152,17 @@ class RedisStreamQueue:
                 if time.monotonic() - last_reclaim > self._reclaim_idle_ms / 2000:
                     last_reclaim = time.monotonic()
                     self._reclaim(handler, consumer)
-                batches = self._redis.xreadgroup(self._group, consumer, {self.stream: ">"}, count=10, block=500)
+                batches = cast(list[tuple[bytes, StreamMessages]], self._redis.xreadgroup(
+                    self._group, consumer, {self.stream: ">"}, count=10, block=500))
+                for _stream, messages in batches or []:
+                    for message_id, fields in messages:
+                        if fields is not None:
+                            self._handle(handler, message_id, fields)
             except redis.RedisError as exc:
+                # A message read but not acknowledged stays pending and is reclaimed later.
                 log.warning("redis unavailable (%s); retrying", type(exc).__name__)
                 self._group_ready = False
                 time.sleep(1.0)
-                continue
-            for _stream, messages in batches or []:
-                for message_id, fields in messages:
-                    self._handle(handler, message_id, fields)
 
     def _handle(self, handler: Handler, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         try:
@@ -153,9 +173,20 @@ class RedisStreamQueue:
             return
         try:
             handler(event)
-        except Exception:
-            log.exception("event handler failed for message %s (%s); left pending", message_id, event.get("kind"))
+        except Exception as exc:
+            if is_poison(exc):
+                log.exception("message %s (%s) cannot be handled; dead-lettered", message_id, event.get("kind"))
+                self._dead_letter(message_id, fields, failure_reason(exc))
+                METRICS.dead_letter("poison")
+            else:
+                log.exception("event handler failed for message %s (%s); left pending", message_id,
+                              event.get("kind"))
             return
+        self._redis.xack(self.stream, self._group, message_id)
+
+    def _dead_letter(self, message_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
+        entry: dict[Any, Any] = {**fields, b"reason": reason.encode()}
+        self._redis.xadd(self.dead_letters, entry)
         self._redis.xack(self.stream, self._group, message_id)
 
     def _reclaim(self, handler: Handler, consumer: str) -> None:
@@ -163,14 +194,15 @@ class RedisStreamQueue:
             self.stream, self._group, consumer, min_idle_time=self._reclaim_idle_ms, start_id="0-0", count=50)
         if not messages:
             return
-        counts = {p["message_id"]: p["times_delivered"] for p in self._redis.xpending_range(
-            self.stream, self._group, min="-", max="+", count=500, consumername=consumer)}
-        for message_id, fields in messages:
+        pending = cast(list[dict[str, Any]], self._redis.xpending_range(
+            self.stream, self._group, min="-", max="+", count=500, consumername=consumer))
+        counts: dict[bytes, int] = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        for message_id, fields in cast(StreamMessages, messages):
             if fields is None:
                 continue
             if counts.get(message_id, 0) > self._max_deliveries:
-                self._redis.xadd(self.dead_letters, fields)
-                self._redis.xack(self.stream, self._group, message_id)
+                self._dead_letter(message_id, fields, f"still failing after {counts[message_id]} deliveries")
+                METRICS.dead_letter("retries")
                 log.error("moved message %s to %s after %d deliveries", message_id, self.dead_letters,
                           counts[message_id])
                 continue
@@ -185,8 +217,9 @@ class RedisStreamQueue:
             return -1
 
 
-class RedisNoteLimiter(PollingLimiter):
-    """A sliding one-minute window of posted notes shared by every process through Redis.
+class RedisNoteLimiter:
+    """Sliding one-minute windows of posted notes shared by every process through Redis: one for
+    the bot, one per scope (a project), as in rules.feedback.NoteRateLimiter.
 
     GitLab.com allows 60 note creations a minute per user; with several workers posting as the
     same bot user, a per-process window is not enough. Fails open (allows) when Redis is down:
@@ -194,26 +227,36 @@ class RedisNoteLimiter(PollingLimiter):
     """
 
     _SCRIPT = """
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
-    if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    for i, key in ipairs(KEYS) do
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1] - ARGV[2])
+        if redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then return 0 end
+    end
+    for _, key in ipairs(KEYS) do
+        redis.call('ZADD', key, ARGV[1], ARGV[#KEYS + 3])
+        redis.call('PEXPIRE', key, ARGV[2])
+    end
     return 1
     """
 
-    def __init__(self, url: str, prefix: str, per_minute: int = 50, window_seconds: float = 60.0) -> None:
+    def __init__(self, url: str, prefix: str, per_minute: int = 50, window_seconds: float = 60.0,
+                 per_scope: int = 20) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._key = f"{prefix}:notes"
         self._per_minute = per_minute
+        self._per_scope = min(per_scope, per_minute)
         self._window_ms = int(window_seconds * 1000)
         self._script = self._redis.register_script(self._SCRIPT)
         self._sequence = itertools.count()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, scope: str = "") -> bool:
         now_ms = int(time.time() * 1000)
         member = f"{now_ms}-{id(self)}-{next(self._sequence)}"
+        keys, limits = [self._key], [self._per_minute]
+        if scope:
+            keys.append(f"{self._key}:{scope}")
+            limits.append(self._per_scope)
         try:
-            return bool(self._script(keys=[self._key], args=[now_ms, self._window_ms, self._per_minute, member]))
+            return bool(self._script(keys=keys, args=[now_ms, self._window_ms, *limits, member]))
         except redis.RedisError as exc:
             log.warning("note limiter unavailable (%s); allowing the note", type(exc).__name__)
             return True

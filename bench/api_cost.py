@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gitlab_sim import PipelinePlan, SimClock, Simulator, WebhookSettings  # noqa: E402
+from gitlab_sim.network import free_port  # noqa: E402
 from gitlab_sim.waiting import wait_for  # noqa: E402
 from gitlab_sim.sample import Team, make_team  # noqa: E402
 from gitlab_sim.state import RequestRecord, User  # noqa: E402
@@ -92,12 +92,6 @@ def bot_api_requests(sim: Simulator, bot_user: User) -> list[RequestRecord]:
     return [r for r in sim.request_log("api") if r.user_id == bot_user.id]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # -- the bot, in either mode -----------------------------------------------------------------
 
 @dataclass
@@ -109,10 +103,10 @@ class RunningBot:
 
 def scale_embedded_timers(scale: float) -> None:
     """Scale the bot's real-time cache constants (this process only; read when objects are built)."""
-    from merge_assist import adapters
+    from merge_assist.adapters import gitlab as gitlab_adapter
 
-    adapters.gitlab.CACHE_SECONDS = 300.0 / scale
-    adapters.gitlab.PROJECT_CACHE_SECONDS = 900.0 / scale
+    gitlab_adapter.CACHE_SECONDS = 300.0 / scale
+    gitlab_adapter.PROJECT_CACHE_SECONDS = 900.0 / scale
 
 
 def start_embedded(world: Team, workdir: Path, recheck: float, lease: float) -> RunningBot:

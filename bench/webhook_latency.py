@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,10 +45,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gitlab_sim.network import LOOPBACK, free_port  # noqa: E402
+
 SECRET = "bench-webhook-secret"
 P99_TARGET_MS = 10.0
 THROUGHPUT_TARGET = 0.5
-HOST = "127.0.0.1"
+HOST = LOOPBACK
 
 NOTE_HOOK: dict[str, Any] = {
     "object_kind": "note",
@@ -142,12 +143,6 @@ def run_bare_server(port: int) -> None:
 
     app = Starlette(routes=[Route("/webhooks/gitlab", ok, methods=["POST"]), Route("/healthz", healthz)])
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -43,7 +43,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(runtime: "Runtime") -> Starlette:
-    from merge_assist.bot.admin import admin_routes
+    from merge_assist.bot.admin import admin_routes, configure_admin
     from merge_assist.bot.slack import slack_routes
     from merge_assist.bot.webhook import webhook_routes
 
@@ -67,4 +67,5 @@ def create_app(runtime: "Runtime") -> Starlette:
     watch_queue(runtime)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={500: _server_error})
     app.state.runtime = runtime
+    configure_admin(app.state, runtime)
     return app

@@ -1,23 +1,25 @@
-"""The `merge-assist` command line: serve, worker, migrate, create-admin, grant, link-slack, demo."""
+"""The `merge-assist` command line: serve, worker, migrate, demo, and the account commands
+(create-admin, reset-password, users, grant, revoke, link-slack: see admin_cli)."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
+from merge_assist.bot import admin_cli
 from merge_assist.bot.runtime import SchemaRefused
-from merge_assist.bot.settings import Settings, SettingsError, load_settings
+from merge_assist.bot.settings import Settings, SettingsError, load_settings, redact_url
 from merge_assist.rules.config import ConfigError
+
+if TYPE_CHECKING:
+    from merge_assist.storage import Store
 
 log = logging.getLogger("merge_assist.cli")
 
 
-class CliError(Exception):
-    """An error to print as one line and exit with status 2."""
+CliError = admin_cli.CliError
 
 
 def _store(settings: Settings):  # type: ignore[no-untyped-def]
@@ -38,53 +40,11 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_file:
-        text = Path(args.password_file).read_text(encoding="utf-8").strip()
-        if not text:
-            raise CliError(f"{args.password_file} is empty")
-        return text
-    if not sys.stdin.isatty():
-        raise CliError("no terminal to prompt for a password; use --password-file")
-    first = getpass.getpass("Password: ")
-    if first != getpass.getpass("Repeat: "):
-        raise CliError("the passwords differ")
-    return first
-
-
-def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    from merge_assist.bot.runtime import open_store_checked
-
-    password = _read_password(args)
-    if len(password) < 8:
-        raise CliError("the password must have at least 8 characters")
-    store = open_store_checked(settings)
-    user = store.users.create_local(args.username, password)
-    store.users.grant(user.id, "admin", granted_by="cli")
-    print(f"created admin {user.username}")
-    return 0
-
-
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
-    from merge_assist.bot.runtime import open_store_checked
-    from merge_assist.storage.users import UnknownRole
-
-    store = open_store_checked(settings)
-    project_id = _project_id(settings, store, args.project) if args.project else None
-    user = store.users.ensure_gitlab_user(args.gitlab_user, args.gitlab_user_id)
-    try:
-        if args.revoke:
-            store.users.revoke(user.id, args.role, project_id)
-        else:
-            store.users.grant(user.id, args.role, project_id, granted_by="cli")
-    except UnknownRole as exc:
-        raise CliError(str(exc)) from None
-    scope = f"project {args.project}" if args.project else "all projects"
-    print(f"{'revoked' if args.revoke else 'granted'} {args.role} for {args.gitlab_user} on {scope}")
-    return 0
+    return admin_cli.cmd_grant(settings, args, _project_id)
 
 
-def _project_id(settings: Settings, store, project: str) -> int:  # type: ignore[no-untyped-def]
+def _project_id(settings: Settings, store: Store, project: str) -> int:
     """A project given as a numeric id or as `group/name` (known to the bot or to GitLab)."""
     if project.isdigit():
         return int(project)
@@ -100,21 +60,16 @@ def _project_id(settings: Settings, store, project: str) -> int:  # type: ignore
     raise CliError(f"unknown project {project!r}: give its numeric id, or configure MERGE_ASSIST_GITLAB_URL")
 
 
-def cmd_link_slack(settings: Settings, args: argparse.Namespace) -> int:
-    from merge_assist.bot.runtime import open_store_checked
-
-    store = open_store_checked(settings)
-    store.users.link_slack(args.gitlab_user, args.slack_user, args.gitlab_user_id)
-    print(f"linked Slack user {args.slack_user} to GitLab user {args.gitlab_user}")
-    return 0
-
-
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from merge_assist.bot.app import create_app
     from merge_assist.bot.runtime import Runtime
 
+    if settings.jwt_secret is None and settings.may_have_replicas:
+        raise CliError("MERGE_ASSIST_JWT_SECRET: required when MERGE_ASSIST_REDIS_URL is set or the database is "
+                       "PostgreSQL, so that every serve replica accepts the others' tokens "
+                       "(e.g. `openssl rand -base64 48`)")
     runtime = Runtime.build(settings, run_workers=settings.is_embedded)
     host, port = args.host or settings.host, args.port if args.port is not None else settings.port
     log.info("serving on http://%s:%s (%s mode)", host, port, "embedded" if settings.is_embedded else "production")
@@ -179,22 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.add_argument("--down-to", help="downgrade to this revision instead (e.g. base)")
     p.set_defaults(func=cmd_migrate)
-    p = sub.add_parser("create-admin", help="create a local admin user (password prompted or from a file)")
-    p.add_argument("username")
-    p.add_argument("--password-file")
-    p.set_defaults(func=cmd_create_admin)
-    p = sub.add_parser("grant", help="grant a bot role to a GitLab user")
-    p.add_argument("role", help="admin, project_owner, priority_manager or viewer")
-    p.add_argument("--gitlab-user", required=True)
-    p.add_argument("--gitlab-user-id", type=int)
-    p.add_argument("--project", help="GitLab project id or path, e.g. 42 or group/app (default: all projects)")
-    p.add_argument("--revoke", action="store_true")
-    p.set_defaults(func=cmd_grant)
-    p = sub.add_parser("link-slack", help="let a Slack user act as a GitLab user")
-    p.add_argument("--gitlab-user", required=True)
-    p.add_argument("--gitlab-user-id", type=int)
-    p.add_argument("--slack-user", required=True)
-    p.set_defaults(func=cmd_link_slack)
+    admin_cli.add_account_commands(sub, cmd_grant)
     sub.add_parser("healthcheck", help="exit 0 if serve or worker answers /healthz here (for containers)"
                    ).set_defaults(func=cmd_healthcheck)
     p = sub.add_parser("demo", help="run the bot against a local GitLab simulator with sample MRs")
@@ -214,10 +154,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[Settings, argparse.Namespace], int] = args.func
         return handler(settings, args)
     except (SettingsError, CliError, SchemaRefused, ConfigError) as exc:
-        print(f"merge-assist: {exc}", file=sys.stderr)
+        print(f"merge-assist: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - one redacted line instead of a traceback full of URLs
+        print(f"merge-assist: {_one_line(exc)}", file=sys.stderr)
+        log.debug("the command failed", exc_info=True)  # the redacting handler masks URLs there too
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's type and first line, e.g. `OperationalError: could not connect to server`."""
+    inner = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+    first = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    return redact_url(f"{type(inner).__name__}: {first}"[:500])
 
 
 if __name__ == "__main__":

@@ -113,15 +113,19 @@ def run_demo(port: int = 8080, keep_running: bool = True) -> int:
     secret = secrets.token_urlsafe(16)
     settings = Settings(database_url=f"sqlite:///{root / 'merge-assist.db'}", gitlab_url=team.sim.url,
                         gitlab_token=Secret(team.bot.token), webhook_secret=Secret(secret),
-                        recheck_seconds=5.0)
+                        jwt_secret=Secret(secrets.token_urlsafe(48)), recheck_seconds=5.0)
     runtime = Runtime.build(settings, run_workers=True)
     bob = runtime.store.users.ensure_gitlab_user("bob", team.maintainer.id)
     runtime.store.users.grant(bob.id, "priority_manager", granted_by="demo")
+    dashboard_password = secrets.token_urlsafe(12)  # a throw-away demo database: shown so it can be tried
+    demo_admin = runtime.store.users.create_local("admin", dashboard_password)
+    runtime.store.users.grant(demo_admin.id, "admin", granted_by="demo")
     server = BackgroundServer(runtime, port=port if _port_free(port) else 0).start()
     team.sim.add_hook(team.project, f"{server.url}/webhooks/gitlab", secret)
     print(f"  GitLab simulator : {team.sim.url}  (pipelines take {PIPELINE_SECONDS / 60:.0f} simulated "
           f"minutes = {PIPELINE_SECONDS / SIM_SCALE:.0f}s)")
-    print(f"  Merge Assist     : {server.url}   dashboard {server.url}/  metrics {server.url}/metrics")
+    print(f"  Merge Assist     : {server.url}   dashboard {server.url}/ (sign in as admin, password "
+          f"{dashboard_password})  metrics {server.url}/metrics")
     print("  people           : alice (developer), bob (maintainer, priority_manager), rita (reporter)\n")
     try:
         return _play(team, runtime, server, keep_running)
@@ -161,7 +165,7 @@ def _play(team: Team, runtime: Runtime, server: BackgroundServer, keep_running: 
     if merged:
         print(f"  GitLab API requests by the bot: {_api_requests_by(team)} "
               f"for {len(merged)} merged MRs ({_api_requests_by(team) / len(merged):.1f} per merged MR)")
-    print(f"  main now at {sim.branch_head(project, 'main')[:12]} in {sim.repo(project).path}")
+    print(f"  main now at {(sim.branch_head(project, 'main') or '')[:12]} in {sim.repo(project).path}")
     if keep_running:
         print(f"\nThe dashboard stays up at {server.url}/ ; press Ctrl-C to stop.")
         while True:

@@ -7,7 +7,9 @@ import logging
 from typing import Any, Callable, Iterator, Protocol
 
 from merge_assist.bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
+from merge_assist.rules.events import current_event_id
 from merge_assist.rules.model import Actor, LaneKey
+from merge_assist.rules.ports import EventQueue
 from merge_assist.rules.service import CommandService
 from merge_assist.storage import Store
 
@@ -20,15 +22,42 @@ JOB_HOOK = "Job Hook"
 PUSH_HOOK = "Push Hook"
 HANDLED_HOOKS = frozenset({NOTE_HOOK, MERGE_REQUEST_HOOK, PIPELINE_HOOK, JOB_HOOK, PUSH_HOOK})
 CONFIG_FILE = ".merge-assist.yml"
+TEMPORARY_BRANCHES = "merge-assist/"
 
 
 
 class Lanes(Protocol):
-    """What events ask of the lanes (bot.worker.LaneScheduler)."""
+    """What events ask of the lanes: bot.worker.LaneScheduler does it, LaneWaker asks for it
+    through the queue (so no lane work runs inside a command or under a delivery's claim)."""
 
     def drive(self, lane: LaneKey) -> None: ...
 
     def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None: ...
+
+    def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None: ...
+
+
+class LaneWaker:
+    """Publishes lane work as queue events; a consumer (maybe in another process) carries it out."""
+
+    def __init__(self, queue: EventQueue) -> None:
+        self._queue = queue
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        # The event id in scope travels with the work, so the lane's log lines name what woke it.
+        self._queue.publish({**event, "event_id": current_event_id()})
+
+    def drive(self, lane: LaneKey) -> None:
+        self._publish({"kind": "wake", "project_id": lane.project_id, "target_branch": lane.target_branch})
+
+    def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None:
+        self._publish({"kind": "job_failed", "project_id": lane.project_id,
+                       "target_branch": lane.target_branch, "sha": sha, "job": job_name})
+
+    def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None:
+        self._publish({"kind": "car_pipeline", "project_id": lane.project_id,
+                       "target_branch": lane.target_branch, "sha": sha, "pipeline_id": pipeline_id,
+                       "status": status, "web_url": web_url})
 
 FINAL_PIPELINE_STATUSES = frozenset({"success", "failed", "canceled", "skipped", "manual"})
 
@@ -47,8 +76,9 @@ def is_relevant(hook: str, body: dict[str, Any]) -> bool:
     if hook == NOTE_HOOK:
         return "/merge-assist" in str(attributes.get("note") or "").lower()
     if hook == PUSH_HOOK:
-        default_branch = (body.get("project") or {}).get("default_branch")
-        return body.get("ref") == f"refs/heads/{default_branch}" and touches_config(body)
+        # A push to a lane's target moves the base of its train; the bot's own car branches don't matter.
+        ref = str(body.get("ref") or "")
+        return ref.startswith("refs/heads/") and not ref.startswith(f"refs/heads/{TEMPORARY_BRANCHES}")
     return hook == MERGE_REQUEST_HOOK
 
 
@@ -66,12 +96,13 @@ def touches_config(push: dict[str, Any]) -> bool:
 class EventHandler:
     """Handles one event; safe to call from several threads and processes at once."""
 
-    def __init__(self, store: Store, commands: CommandService, lanes: Lanes, *,
+    def __init__(self, store: Store, commands: CommandService, lanes: Lanes, waker: Lanes, *,
                  bot_user_id: Callable[[], int | None], on_config_changed: Callable[[int], None],
                  claim_seconds: float = 15.0) -> None:
         self._store = store
         self._commands = commands
         self._lanes = lanes
+        self._waker = waker
         self._bot_user_id = bot_user_id
         self._config_changed = on_config_changed
         # A claim older than this is taken as abandoned by a dead worker (keep it below the
@@ -86,6 +117,12 @@ class EventHandler:
             self._chat_command(event)
         elif kind == "wake":
             self._lanes.drive(LaneKey(int(event["project_id"]), str(event["target_branch"])))
+        elif kind == "car_pipeline":
+            self._lanes.car_pipeline(LaneKey(int(event["project_id"]), str(event["target_branch"])), str(event["sha"]),
+                                     int(event["pipeline_id"]), str(event["status"]), str(event.get("web_url", "")))
+        elif kind == "job_failed":
+            self._lanes.job_failed(LaneKey(int(event["project_id"]), str(event["target_branch"])),
+                                   str(event["sha"]), str(event["job"]))
         else:
             log.warning("ignoring event of unknown kind %r", kind)
 
@@ -124,8 +161,8 @@ class EventHandler:
             self._merge_request_event(project_id, body)
         elif hook in (PIPELINE_HOOK, JOB_HOOK):
             self._ci_event(project_id, body)
-        elif hook == PUSH_HOOK and touches_config(body):
-            self._config_changed(project_id)
+        elif hook == PUSH_HOOK:
+            self._push(project_id, body)
 
     def _note(self, project_id: int, body: dict[str, Any]) -> None:
         attributes = body.get("object_attributes") or {}
@@ -155,23 +192,44 @@ class EventHandler:
         return self._store.deliveries.first_time(key, "command")
 
     def _merge_request_event(self, project_id: int, body: dict[str, Any]) -> None:
-        target = str((body.get("object_attributes") or {}).get("target_branch") or "")
-        self._wake_project(project_id, only_branch=target or None)
+        """Only an MR with an active entry can change a lane (a push, a close, a draft…)."""
+        iid = (body.get("object_attributes") or {}).get("iid")
+        for lane in self._store.queue.lanes_for(project_id, sha=None, mr_iid=int(iid) if iid else None):
+            self._waker.drive(lane)
+
+    def _push(self, project_id: int, body: dict[str, Any]) -> None:
+        default_branch = (body.get("project") or {}).get("default_branch")
+        branch = str(body.get("ref") or "").removeprefix("refs/heads/")
+        if branch == default_branch and touches_config(body):
+            self._config_changed(project_id)
+        if body.get("user_id") is not None and body.get("user_id") == self._bot_user_id():
+            return  # the bot's own landing: it already planned what follows
+        self._wake_project(project_id, only_branch=branch)
 
     def _ci_event(self, project_id: int, body: dict[str, Any]) -> None:
-        """Wake only the lanes with an entry this pipeline or job is about (by tested SHA or MR)."""
-        sha = (body.get("object_attributes") or {}).get("sha") or body.get("sha")
+        """Wake only the lanes this pipeline or job is about: a train car's commit, or an entry's
+        tested SHA or MR."""
+        attributes = body.get("object_attributes") or {}
+        sha = attributes.get("sha") or body.get("sha")
         iid = (body.get("merge_request") or {}).get("iid")
+        car_lane = self._store.cars.lane_for_commit(project_id, str(sha)) if sha else None
+        if car_lane is not None:
+            if body.get("object_kind") == "build":
+                self._waker.job_failed(car_lane, str(sha), str(body.get("build_name") or "a job"))
+            else:
+                self._waker.car_pipeline(car_lane, str(sha), int(attributes.get("id") or 0),
+                                         str(attributes.get("status") or ""), str(attributes.get("url") or ""))
+            return
         for lane in self._store.queue.lanes_for(project_id, sha=sha, mr_iid=iid):
             if body.get("object_kind") == "build" and sha:
-                self._lanes.job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
+                self._waker.job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
             else:
-                self._lanes.drive(lane)
+                self._waker.drive(lane)
 
     def _wake_project(self, project_id: int, only_branch: str | None = None) -> None:
         for lane in self._store.queue.waiting_lanes():
             if lane.project_id == project_id and only_branch in (None, lane.target_branch):
-                self._lanes.drive(lane)
+                self._waker.drive(lane)
 
     # -- chat and API commands ---------------------------------------------------------------
 

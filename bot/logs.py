@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from merge_assist.bot.settings import Secret, Settings
+from merge_assist.bot.settings import Secret, Settings, redact_url
 from merge_assist.rules.events import current_event_id
 
 MASK = "**********"
@@ -38,7 +38,7 @@ class RedactingFormatter(logging.Formatter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
-        return text
+        return redact_url(text)
 
 
 class JsonFormatter(RedactingFormatter):

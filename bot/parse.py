@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import re
 import shlex
 from dataclasses import dataclass
 from typing import Iterable
 
 PREFIX = "/merge-assist"
-_FIRST_LINE = re.compile(r"^[ \t]*/merge-assist(?:[ \t]+(?P<rest>.*?))?[ \t]*$", re.IGNORECASE)
+MAX_COMMAND_CHARS = 1000
+"""Longer command lines are refused unread: shlex and difflib are too slow on a 1 MB comment."""
+_BLANK = " \t"
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,32 @@ ParseResult = ParsedCommand | UnknownCommand | BadSyntax | None
 
 
 def first_line(body: str) -> str:
-    """The comment's first line; a quote (`>`) or code fence there is not a command."""
-    for line in body.splitlines():
-        if line.strip():
-            return line
-    return ""
+    """The comment's first non-blank line; a quote (`>`) or code fence there is not a command."""
+    text = body.lstrip()
+    return text.partition("\n")[0].partition("\r")[0]
+
+
+def _arguments(line: str) -> str | None:
+    """The text after `/merge-assist` on a command line, or None when the line is not one.
+
+    Plain string scanning, linear in the line's length: no regular expression can backtrack.
+    """
+    stripped = line.lstrip(_BLANK)
+    if stripped[:len(PREFIX)].lower() != PREFIX:
+        return None
+    rest = stripped[len(PREFIX):]
+    if rest and rest[0] not in _BLANK:
+        return None
+    return rest.strip(_BLANK)
 
 
 def parse_command(body: str, known: Iterable[str]) -> ParseResult:
     """None when the text is not addressed to the bot; otherwise the command or why it is wrong."""
-    match = _FIRST_LINE.match(first_line(body))
-    if match is None:
+    rest = _arguments(first_line(body))
+    if rest is None:
         return None
-    rest = (match.group("rest") or "").strip()
+    if len(rest) > MAX_COMMAND_CHARS:
+        return BadSyntax(f"The command is too long (over {MAX_COMMAND_CHARS} characters).")
     if not rest:
         return ParsedCommand("help", ())
     try:

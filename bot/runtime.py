@@ -12,12 +12,14 @@ from typing import Any
 from merge_assist import plugins
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from merge_assist.adapters.git_workspace import GitWorkspace
 from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
 from merge_assist.bot.config import ProjectConfig, load_server_config
-from merge_assist.bot.dispatch import EventHandler
+from merge_assist.bot.dispatch import EventHandler, LaneWaker
 from merge_assist.bot.observability import in_event_scope, install_process_metrics
 from merge_assist.bot.settings import Settings
+from merge_assist.bot.slack_wiring import SlackServices
 from merge_assist.bot.webhook_auth import WebhookAuth
 from merge_assist.bot.worker import LaneScheduler, Worker
 from merge_assist.rules.engine import RuleEngine
@@ -27,6 +29,7 @@ from merge_assist.rules.flow import FlowDeps
 from merge_assist.rules.plugins import build_plugin_manager
 from merge_assist.rules.ports import Clock, GitLabPort
 from merge_assist.rules.service import CommandDeps, CommandService
+from merge_assist.rules.train_lane import TrainLane
 from merge_assist.storage import Store, migrate
 
 log = logging.getLogger("merge_assist.runtime")
@@ -70,6 +73,8 @@ class Runtime:
     worker: Worker | None = None
     handler: EventHandler | None = None
     config: ProjectConfig | None = None
+    slack: SlackServices | None = None
+    commands: CommandService | None = None  # the admin API's priority and cancel go through it
     _started: bool = field(default=False, repr=False)
 
     @classmethod
@@ -80,11 +85,12 @@ class Runtime:
         queue: Any = (InProcessQueue() if settings.is_embedded
                       else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix,
                                             reclaim_idle_ms=int(settings.queue_reclaim_seconds * 1000)))
-        engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, extra=extra_plugins))
+        slack = SlackServices.build(settings, store)
+        engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, extra=(*slack.plugins, *extra_plugins)))
         auth = WebhookAuth(settings.webhook_secret, store.projects)
         if gitlab is None and settings.gitlab_url and settings.gitlab_token:
             gitlab = PythonGitlabAdapter(settings.gitlab_url, settings.gitlab_token.reveal())
-        runtime = cls(settings, store, queue, engine, auth, gitlab)
+        runtime = cls(settings, store, queue, engine, auth, gitlab, slack=slack)
         if gitlab is not None:
             runtime._wire(gitlab, clock or SystemClock(), run_workers)
         elif run_workers:
@@ -99,23 +105,33 @@ class Runtime:
         self.config = ProjectConfig(gitlab, self.engine, store.projects, feedback,
                                     load_server_config(settings.server_config_file))
         queue_store: Any = store.queue
-        if settings.failpoint:
-            from merge_assist.bot.failpoints import CrashingQueue
-
-            queue_store = CrashingQueue(store.queue, settings.failpoint)
         flow = FlowDeps(gitlab=gitlab, store=queue_store, engine=self.engine, config=self.config,
                         clock=clock, feedback=feedback)
-        scheduler = LaneScheduler(flow, settings.lease_seconds, settings.recheck_seconds)
+        train = self._train_lane(flow)
+        scheduler = LaneScheduler(flow, settings.lease_seconds, settings.recheck_seconds, train)
+        waker = LaneWaker(self.queue)
         commands = CommandService(CommandDeps(
             flow=flow, roles=store.users, audit=store.audit, history=queue_store,
-            wake=lambda entry: scheduler.drive(entry.lane)))
-        self.handler = EventHandler(store, commands, scheduler, bot_user_id=self._bot_user_id,
+            wake=lambda entry: waker.drive(entry.lane)))
+        self.commands = commands
+        self.handler = EventHandler(store, commands, scheduler, waker, bot_user_id=self._bot_user_id,
                                     on_config_changed=self.config.invalidate,
                                     claim_seconds=settings.queue_reclaim_seconds / 2)
+        assert self.slack is not None
+        self.slack.wire(gitlab, commands, self.config, self.queue, run_workers)
         if run_workers:
-            self.worker = Worker(self.queue, in_event_scope(self.handler.handle), scheduler, store.queue.waiting_lanes,
+            self.worker = Worker(self.queue, in_event_scope(self.slack.route(self.handler.handle)), scheduler,
+                                 store.queue.waiting_lanes,
                                  consumers=settings.workers, recheck_seconds=settings.recheck_seconds,
                                  housekeeping=self._forget_old_deliveries)
+
+    def _train_lane(self, flow: FlowDeps) -> TrainLane | None:
+        """Trains need real git against the GitLab server (a test may hand in another GitLab port)."""
+        settings = self.settings
+        if not (settings.gitlab_url and settings.gitlab_token):
+            return None
+        builder = GitWorkspace(settings.git_cache_dir, settings.gitlab_url, settings.gitlab_token.reveal())
+        return TrainLane(flow, self.store.cars, builder)
 
     def _forget_old_deliveries(self) -> None:
         """GitLab redelivers for a few days at most; older dedupe keys only take space."""
@@ -136,6 +152,8 @@ class Runtime:
         if self._started:
             return
         self.webhook_auth.start()
+        if self.slack is not None:
+            self.slack.start()
         if self.worker is not None:
             self.worker.start()
         self._started = True
@@ -145,6 +163,8 @@ class Runtime:
             self.webhook_auth.stop()
             if self.worker is not None:
                 self.worker.stop()
+            if self.slack is not None:
+                self.slack.stop()
             self._started = False
         self.store.db.dispose()
 

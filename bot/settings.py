@@ -7,14 +7,25 @@ A missing or bad value stops start-up with one line naming the variable.
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
 PREFIX = "MERGE_ASSIST_"
 MIN_JWT_SECRET_BYTES = 32
 T = TypeVar("T")
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:@/\s]{0,256}:)[^@\s]{1,1024}@")
+URL_PASSWORD_MASK = "***"
+
+
+def redact_url(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` in it masked."""
+    return _URL_PASSWORD.sub(lambda match: f"{match.group('head')}{URL_PASSWORD_MASK}@", text)
 
 
 class SettingsError(ValueError):
@@ -60,18 +71,22 @@ class Settings:
     webhook_secret: Secret | None = None
     slack_signing_secret: Secret | None = None
     slack_bot_token: Secret | None = None
-    jwt_secret: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
+    jwt_secret: Secret | None = None  # required by `serve` unless it is the only process (see cli)
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
     workers: int = 2
     recheck_seconds: float = 300.0
+    git_cache_dir: Path = Path(tempfile.gettempdir()) / "merge-assist-git"
     lease_seconds: float = 60.0
     server_config_file: Path | None = None
     queue_reclaim_seconds: float = 30.0
     metrics_port: int = 0  # `worker` only: 0 = no metrics/health port
     log_format: str = "text"
-    failpoint: str | None = None  # crash tests only, see bot/failpoints.py
+    slack_api_url: str = "https://slack.com/api/"
+    slack_response_origins: tuple[str, ...] = ("https://hooks.slack.com",)
+    slack_channel: str | None = None
+    slack_stuck_minutes: float = 60.0
 
     @property
     def is_embedded(self) -> bool:
@@ -81,6 +96,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def may_have_replicas(self) -> bool:
+        """Redis or PostgreSQL means other processes may serve too: they must share the JWT key."""
+        return not (self.is_embedded and self.is_sqlite)
 
 
 def _read(env: Mapping[str, str], name: str) -> str | None:
@@ -117,7 +137,7 @@ def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], kind:
     try:
         return convert(raw)
     except ValueError:
-        raise SettingsError(f"{PREFIX}{name}: expected {kind}, got {raw!r}") from None
+        raise SettingsError(f"{PREFIX}{name}: expected {kind}, got {redact_url(repr(raw))}") from None
 
 
 def _positive(convert: Callable[[str], T]) -> Callable[[str], T]:
@@ -159,6 +179,18 @@ def _log_format(raw: str) -> str:
     return raw.lower()
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    """`https://hooks.slack.com,http://127.0.0.1:9000` → origins (scheme://host[:port])."""
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ValueError(raw)
+    if not origins:
+        raise ValueError(raw)
+    return origins
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; raise SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
@@ -175,12 +207,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "log_level": _parse(env, "LOG_LEVEL", _log_level, "DEBUG, INFO, WARNING or ERROR"),
         "workers": _parse(env, "WORKERS", _positive(int), "a positive integer"),
         "recheck_seconds": _parse(env, "RECHECK_SECONDS", _positive(float), "a positive number of seconds"),
+        "git_cache_dir": _parse(env, "GIT_CACHE_DIR", Path, "a directory"),
         "lease_seconds": _parse(env, "LEASE_SECONDS", _positive(float), "a positive number of seconds"),
         "server_config_file": _parse(env, "SERVER_CONFIG_FILE", Path, "a file path"),
         "queue_reclaim_seconds": _parse(env, "QUEUE_RECLAIM_SECONDS", _positive(float), "a positive number of seconds"),
         "metrics_port": _parse(env, "METRICS_PORT", _port, "a port number 0-65535"),
         "log_format": _parse(env, "LOG_FORMAT", _log_format, "text or json"),
-        "failpoint": _read(env, "FAILPOINT"),
+        "slack_api_url": _parse(env, "SLACK_API_URL", _url(("http://", "https://")), "an http(s):// URL"),
+        "slack_response_origins": _parse(env, "SLACK_RESPONSE_ORIGINS", _origins,
+                                         "comma-separated origins such as https://hooks.slack.com"),
+        "slack_channel": _read(env, "SLACK_CHANNEL"),
+        "slack_stuck_minutes": _parse(env, "SLACK_STUCK_MINUTES", _positive(float), "a positive number of minutes"),
     }
     for secret_name in ("GITLAB_TOKEN", "WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "JWT_SECRET"):
         values[secret_name.lower()] = _read_secret(env, secret_name)

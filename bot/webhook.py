@@ -1,6 +1,10 @@
 """`POST /webhooks/gitlab`: authenticate, deduplicate key, enqueue, answer within milliseconds.
 
 Nothing here calls GitLab or the database on the request path (project secrets are cached).
+Order matters for hostile input: the token is checked before the body is read, the body is
+capped before it is parsed, and the parsed payload is validated (bot.payloads) before it is
+queued, so the worker never sees a malformed event. Answers: 401, 413, 400, 200 (queued or
+ignored) or 503 (queue down: GitLab delivers again); never 500.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from merge_assist.adapters.queues import QueueUnavailable
-from merge_assist.bot.dispatch import HANDLED_HOOKS, JOB_HOOK, PUSH_HOOK, is_relevant
+from merge_assist.bot.dispatch import HANDLED_HOOKS, is_relevant
+from merge_assist.bot.payloads import PayloadError, project_id_hint, validate_hook
 from merge_assist.rules.events import event_scope, log_event
 from merge_assist.rules.metrics import METRICS
 
@@ -25,6 +31,10 @@ if TYPE_CHECKING:
     from merge_assist.bot.runtime import Runtime
 
 log = logging.getLogger("merge_assist.webhook")
+MAX_BODY_BYTES = 5 * 1024 * 1024
+"""GitLab's largest payloads (a push listing 20 commits, an MR with a long description) are far smaller."""
+PARSE_IN_THREAD_BYTES = 256 * 1024
+"""Larger bodies are parsed off the event loop, so /healthz is not kept waiting."""
 
 
 def _metric_kind(event: str) -> str:
@@ -46,7 +56,7 @@ def delivery_key(headers: Any, event: str, body: dict[str, Any]) -> str:
     attributes = body.get("object_attributes") or {}
     basis = json.dumps([event, body.get("project_id") or (body.get("project") or {}).get("id"),
                         attributes.get("id"), attributes.get("updated_at"), attributes.get("status"),
-                        attributes.get("action")], default=str)
+                        attributes.get("action"), body.get("build_id"), body.get("after")], default=str)
     return "hash:" + hashlib.sha256(basis.encode()).hexdigest()
 
 
@@ -61,14 +71,41 @@ def _mr_iid(event: str, body: dict[str, Any]) -> int | None:
     return mr.get("iid") if isinstance(mr.get("iid"), int) else None
 
 
-def _project_id(body: Any) -> int | None:
-    if not isinstance(body, dict):
-        return None
-    value = body.get("project_id") or (body.get("project") or {}).get("id")
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused unread past MAX_BODY_BYTES (by Content-Length, else while streaming)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: ValueError for invalid UTF-8 or JSON, NaN/Infinity, huge numbers or deep nesting."""
     try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 async def gitlab_webhook(request: Request) -> Response:
@@ -77,26 +114,31 @@ async def gitlab_webhook(request: Request) -> Response:
     token = request.headers.get("x-gitlab-token")
     if not token:
         return _reply(request, 401, "unauthorized", error="missing X-Gitlab-Token")
-    raw = await request.body()
+    if not runtime.webhook_auth.may_accept(token):
+        return _reply(request, 401, "unauthorized", error="wrong X-Gitlab-Token")
     try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    if not runtime.webhook_auth.accepts(token, _project_id(body)):
+        raw = await _read_capped(request)
+    except BodyTooLarge:
+        return _reply(request, 413, "too_large", error=f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = parse_json(raw) if len(raw) < PARSE_IN_THREAD_BYTES else await run_in_threadpool(parse_json, raw)
+    except ValueError as exc:
+        return _reply(request, 400, "malformed", error=f"the body is not valid JSON ({exc})"[:200])
+    if not runtime.webhook_auth.accepts(token, project_id_hint(body)):
         return _reply(request, 401, "unauthorized", error="wrong X-Gitlab-Token")
     if not isinstance(body, dict):
         return _reply(request, 400, "malformed", error="the body is not a JSON object")
     event = request.headers.get("x-gitlab-event", "")
     if event not in HANDLED_HOOKS:
-        return _reply(request, 200, "ignored", reason=f"event {event!r} is not used")
-    required = ("object_kind",) if event in (JOB_HOOK, PUSH_HOOK) else ("object_kind", "object_attributes")
-    missing = [name for name in required if name not in body]
-    if missing or _project_id(body) is None:
-        return _reply(request, 400, "malformed", error=f"missing field(s): {', '.join(missing) or 'project id'}")
-    if not is_relevant(event, body):
+        return _reply(request, 200, "ignored", reason=f"event {event[:100]!r} is not used")
+    try:
+        hook = dict(validate_hook(event, body))
+    except PayloadError as exc:
+        return _reply(request, 400, "malformed", error=str(exc))
+    if not is_relevant(event, hook):
         return _reply(request, 200, "ignored", reason="nothing for the queue in this event")
-    key = delivery_key(request.headers, event, body)
-    message = {"kind": "gitlab", "event": event, "key": key, "event_id": event_id_for(key), "body": body}
+    key = delivery_key(request.headers, event, hook)
+    message = {"kind": "gitlab", "event": event, "key": key, "event_id": event_id_for(key), "body": hook}
     with event_scope(message["event_id"]):
         return await _enqueue(request, runtime, event, message)
 
@@ -112,7 +154,7 @@ async def _enqueue(request: Request, runtime: "Runtime", event: str, message: di
         log.error("cannot queue a %s delivery: %s", event, exc)
         # 503 makes GitLab deliver it again later instead of losing it.
         return _reply(request, 503, "unavailable", error="queue unavailable; retry later")
-    log_event("webhook", kind=event, outcome="queued", project=_project_id(body), mr=_mr_iid(event, body))
+    log_event("webhook", kind=event, outcome="queued", project=project_id_hint(body), mr=_mr_iid(event, body))
     return _reply(request, 200, "queued")
 
 

@@ -52,6 +52,17 @@ class WebhookAuth:
         while not self._stopping.wait(REFRESH_SECONDS):
             self.refresh()
 
+    def may_accept(self, token: str | None) -> bool:
+        """Whether the token is the global secret or some project's: checked before the body is read."""
+        if not token:
+            return False
+        digest = hashlib.sha256(token.encode()).digest()
+        if self._global is not None and hmac.compare_digest(digest, self._global):
+            return True
+        # Compare with every digest (no early exit) so the time taken says nothing about which matched.
+        matches = [hmac.compare_digest(digest, own) for own in list(self._digests.values())]
+        return any(matches)
+
     def accepts(self, token: str | None, project_id: int | None) -> bool:
         if not token:
             return False

@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Callable
 
 from merge_assist.rules.events import current_event_id, event_scope
-from merge_assist.rules.flow import FlowDeps, LaneDriver
+from merge_assist.rules.flow import FlowDeps, LaneDriver, TrainDriver
 from merge_assist.rules.model import LaneKey
 from merge_assist.rules.ports import EventQueue
 
@@ -30,8 +30,10 @@ def holder_id(thread_name: str) -> str:
 class LaneScheduler:
     """Drives lanes now or later; each thread has its own LaneDriver (its own lease holder id)."""
 
-    def __init__(self, deps: FlowDeps, lease_seconds: float, recheck_seconds: float = 300.0) -> None:
+    def __init__(self, deps: FlowDeps, lease_seconds: float, recheck_seconds: float = 300.0,
+                 train: TrainDriver | None = None) -> None:
         self._deps = deps
+        self._train = train
         self._lease_seconds = lease_seconds
         self._recheck_base = recheck_seconds
         self._last_driven: dict[LaneKey, float] = {}
@@ -46,7 +48,8 @@ class LaneScheduler:
     def _driver(self) -> LaneDriver:
         driver = getattr(self._local, "driver", None)
         if driver is None:
-            driver = LaneDriver(self._deps, holder_id(threading.current_thread().name), self._lease_seconds)
+            driver = LaneDriver(self._deps, holder_id(threading.current_thread().name), self._lease_seconds,
+                                self._train)
             self._local.driver = driver
         return driver
 
@@ -67,7 +70,8 @@ class LaneScheduler:
             self._running.add(lane)
         try:
             while True:
-                self._drive_once(lane)
+                self._drive_once(lane, poll=recheck)
+                recheck = False
                 with self._lock:
                     if lane not in self._dirty:
                         self._running.discard(lane)
@@ -79,9 +83,9 @@ class LaneScheduler:
                 self._dirty.discard(lane)
             raise
 
-    def _drive_once(self, lane: LaneKey) -> None:
+    def _drive_once(self, lane: LaneKey, *, poll: bool = False) -> None:
         try:
-            wake_after = self._driver().drive(lane)
+            wake_after = self._driver().drive(lane, poll=poll)
         except Exception:
             log.exception("lane %s: driving failed; retrying in 30s", lane)
             wake_after = 30.0
@@ -93,6 +97,14 @@ class LaneScheduler:
             self._driver().job_failed(lane, sha, job_name)
         except Exception:
             log.exception("lane %s: handling a failed job failed; the pipeline's end will decide", lane)
+        self.drive(lane)
+
+    def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None:
+        try:
+            self._driver().car_pipeline(lane, sha, pipeline_id, status, web_url)
+        except Exception:
+            log.exception("lane %s: recording pipeline #%s failed; the re-check will ask GitLab", lane, pipeline_id)
+        self.drive(lane)
 
     def due_for_recheck(self, lanes: list[LaneKey]) -> list[LaneKey]:
         now = time.monotonic()
@@ -149,7 +161,7 @@ class Worker:
 
     def _consume(self) -> None:
         name = threading.current_thread().name
-        self._queue.consume(self._handler, stop=self._stopping.is_set, consumer=holder_id(name))  # type: ignore[call-arg]
+        self._queue.consume(self._handler, stop=self._stopping.is_set, consumer=holder_id(name))
 
     def recheck_now(self) -> None:
         """Look at lanes with queued work that nothing woke for a while (lost webhooks, freezes).

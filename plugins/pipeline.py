@@ -36,7 +36,7 @@ def merge_assist_check_merge(context: RuleContext) -> Verdict:
     # A merged-results pipeline tests the merge ref, whose SHA is not the MR head's: it belongs
     # to this MR by its ref, and GitLab's own status says whether it is the latest one.
     merged_results = pipeline is not None and pipeline.ref.startswith(f"refs/merge-requests/{mr.iid}/")
-    if merged_results and pipeline.status == "success" and mr.detailed_merge_status in STALE_PIPELINE_STATUSES:
+    if pipeline is not None and merged_results and pipeline.status == "success" and mr.detailed_merge_status in STALE_PIPELINE_STATUSES:
         return Verdict.wait(RULE, "waiting for the merged-results pipeline of the latest commit")
     if pipeline is None or (pipeline.sha != mr.sha and not merged_results):
         if not project.only_allow_merge_if_pipeline_succeeds:

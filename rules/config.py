@@ -31,8 +31,16 @@ REPO_CONFIG_FILE = ".merge-assist.yml"
 SERVER_SOURCE = "server config"
 PROJECT_SOURCE = "project settings"
 
-SETTINGS_DEFAULTS: dict[str, dict[str, Any]] = {"merge": {"squash": None}}
-"""Non-rule settings. `merge.squash`: true/false forces squashing; null keeps each MR's choice."""
+SETTINGS_DEFAULTS: dict[str, dict[str, Any]] = {"merge": {
+    "squash": None, "mode": "serial", "pipeline_limit": 4, "min_batch": 2, "max_batch": 4, "flaky_retries": 0,
+}}
+"""Non-rule settings, under `merge`:
+- `squash`: true/false forces squashing; null keeps each MR's choice;
+- `mode`: `serial` (one MR at a time: rebase, its pipeline, merge) or `train` (cars tested in parallel);
+- `pipeline_limit`: train pipelines the lane may run at once (fit it to the project's runners);
+- `min_batch`/`max_batch`: MRs per car (batches grow when more MRs wait than free pipelines);
+- `flaky_retries`: how often a failure is re-tested before an MR is ejected as broken."""
+MERGE_NUMBER_RANGES = {"pipeline_limit": (1, 50), "min_batch": (1, 20), "max_batch": (1, 20), "flaky_retries": (0, 5)}
 
 
 class ConfigError(ValueError):
@@ -91,6 +99,15 @@ def _check_type(source: str, key: str, value: Any, default: Any) -> None:
                 raise ConfigError(source, f"{key}[{index}]", f"expected a string, got {item!r}")
 
 
+def _check_merge_value(source: str, key: str, name: str, value: Any) -> None:
+    if name == "mode" and value not in ("serial", "train"):
+        raise ConfigError(source, key, "expected one of: serial, train")
+    if name in MERGE_NUMBER_RANGES:
+        low, high = MERGE_NUMBER_RANGES[name]
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(source, key, f"expected a whole number from {low} to {high}, got {value!r}")
+
+
 def _check_known(source: str, key_prefix: str, given: Mapping[str, Any], known: list[str], what: str) -> None:
     for key in given:
         if key not in known:
@@ -146,6 +163,9 @@ def validate_layer(source: str, data: Any, rules: list[RuleDescription]) -> dict
             _check_known(source, f"{section}.", given, list(defaults), "setting")
             for key, value in given.items():
                 _check_type(source, f"{section}.{key}", value, defaults[key])
+                _check_merge_value(source, f"{section}.{key}", key, value)
+            if given.get("min_batch", 1) > given.get("max_batch", 20):
+                raise ConfigError(source, f"{section}.min_batch", "must not be larger than max_batch")
             layer[section] = dict(given)
     return layer
 

@@ -6,6 +6,11 @@ at HTTP status codes of a particular client library.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from merge_assist.rules.model import QueueEntry
+
 
 class GitLabError(Exception):
     """GitLab answered with an error the merge flow has no special handling for."""
@@ -40,9 +45,18 @@ class LeaseLost(RuntimeError):
     """The lane's lease moved to another holder; this worker must stop acting on the lane."""
 
 
+class ServiceFailure(RuntimeError):
+    """The bot's own store (or another part of it) failed while a command ran. Not a plugin's bug
+    and not a refusal: the event is retried later instead of being answered."""
+
+
+class IllegalTransition(ValueError):
+    """A move that the lane's transition table (rules/lane_machine.py) does not allow: a bug."""
+
+
 class AlreadyQueuedError(RuntimeError):
     """The MR already has an active queue entry (two deliveries raced)."""
 
-    def __init__(self, entry: object) -> None:
+    def __init__(self, entry: QueueEntry) -> None:
         super().__init__("already queued")
         self.entry = entry

@@ -2,7 +2,8 @@
 
 GitLab.com allows 60 note creations a minute. Acknowledgements are emoji; a comment is posted
 when an MR waits behind others, merges or fails. Under load, "queued" comments are dropped
-(the emoji already said the command was taken) while outcome comments wait for a free slot.
+(the emoji already said the command was taken) while outcome comments are scheduled for a free
+slot (rules.outbox); no thread ever waits for the limiter.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import Protocol
 
 from merge_assist.rules.errors import GitLabError
+from merge_assist.rules.outbox import NoteOutbox, limit_scope
 from merge_assist.rules.ports import GitLabPort
 
 log = logging.getLogger("merge_assist.feedback")
@@ -21,51 +23,46 @@ log = logging.getLogger("merge_assist.feedback")
 ACCEPTED_EMOJI = "eyes"
 
 
-class PollingLimiter:
-    """`acquire` in terms of `try_acquire`, for limiters that cannot wait on their own."""
+class NoteRateLimiter:
+    """Sliding one-minute windows for the notes this process posts: one shared, one per scope.
 
-    def try_acquire(self) -> bool:
-        raise NotImplementedError
+    The shared window keeps the bot under GitLab's limit; the per-scope one (a project) keeps a
+    single busy project from using all of it.
+    """
 
-    def acquire(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.try_acquire():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.25)
-        return True
-
-
-class NoteRateLimiter(PollingLimiter):
-    """A sliding one-minute window shared by every note this process posts."""
-
-    def __init__(self, per_minute: int = 50, window_seconds: float = 60.0) -> None:
-        self._per_minute = per_minute
+    def __init__(self, per_minute: int = 50, window_seconds: float = 60.0, per_scope: int = 20) -> None:
+        self._limits = {"": per_minute}
+        self._per_scope = min(per_scope, per_minute)
         self._window = window_seconds
-        self._sent: collections.deque[float] = collections.deque()
+        self._sent: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._lock = threading.Lock()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, scope: str = "") -> bool:
         now = time.monotonic()
+        windows = ("", scope) if scope else ("",)
         with self._lock:
-            while self._sent and now - self._sent[0] >= self._window:
-                self._sent.popleft()
-            if len(self._sent) >= self._per_minute:
-                return False
-            self._sent.append(now)
+            for name in windows:
+                sent = self._sent[name]
+                while sent and now - sent[0] >= self._window:
+                    sent.popleft()
+                if len(sent) >= self._limits.get(name, self._per_scope):
+                    return False
+            for name in windows:
+                self._sent[name].append(now)
             return True
 
 
 class NoteLimiter(Protocol):
-    def try_acquire(self) -> bool: ...
-
-    def acquire(self, timeout: float) -> bool: ...
+    def try_acquire(self, scope: str = "") -> bool:
+        """Take a slot in the shared window and in `scope`'s; False, at once, when either is full."""
 
 
 class Feedback:
-    def __init__(self, gitlab: GitLabPort, limiter: NoteLimiter | None = None) -> None:
+    def __init__(self, gitlab: GitLabPort, limiter: NoteLimiter | None = None, *,
+                 retry_seconds: float = 1.0) -> None:
         self._gitlab = gitlab
         self._limiter = limiter or NoteRateLimiter()
+        self.outbox = NoteOutbox(gitlab.post_note, self._limiter.try_acquire, retry_seconds=retry_seconds)
 
     def acknowledge(self, project_id: int, iid: int, note_id: int | None) -> None:
         self._emoji(project_id, iid, note_id, ACCEPTED_EMOJI)
@@ -77,10 +74,14 @@ class Feedback:
             log.warning("could not award :%s: on %s!%s: %s", name, project_id, iid, exc)
 
     def comment(self, project_id: int, iid: int, body: str, *, important: bool = True) -> bool:
-        """Post a comment; unimportant ones are skipped when the rate limit is reached."""
-        allowed = self._limiter.acquire(timeout=30.0) if important else self._limiter.try_acquire()
-        if not allowed:
-            log.info("note on %s!%s skipped: note rate limit reached", project_id, iid)
+        """Post a comment now (True) or, at the rate limit, never wait: an important one is
+        scheduled for the outbox's drain, an unimportant one skipped (False either way)."""
+        # Behind notes this MR already has waiting, so that its comments keep their order.
+        if self.outbox.has_pending(project_id, iid) or not self._limiter.try_acquire(limit_scope(project_id)):
+            if important:
+                self.outbox.schedule(project_id, iid, body)
+            else:
+                log.info("note on %s!%s skipped: note rate limit reached", project_id, iid)
             return False
         try:
             self._gitlab.post_note(project_id, iid, body)

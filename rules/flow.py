@@ -1,10 +1,12 @@
-"""The lane driver: moves the head of a lane through the persisted merge state machine.
+"""The lane executor: carries out what the planner (rules/lane_plan.py) decides, one action at a time.
 
-queued → (rebasing) → waiting_pipeline → merging → merged, or failed / cancelled with a reason.
-Every transition is committed (with its audit record) before the next side effect, and every
-step starts from a fresh read of the merge request, so a worker killed anywhere resumes from the
-stored state: an entry found in `merging` whose MR is already merged is recorded as merged, never
-merged again; GitLab's `sha` check makes a repeated merge call safe.
+Every action that changes an entry is a compare-and-set transition (rules/lane_machine.py's
+table) on the state the snapshot was read in and on the lane's fencing token, committed with its
+audit record before the next side effect. A refused compare-and-set (a cancel came first, another
+worker moved the entry) means: read the lane again and plan again. Every step starts from a fresh
+read of the merge request, so a worker killed anywhere resumes from the stored state: an entry
+found in `merging` whose MR is already merged is recorded as merged, never merged again; GitLab's
+`sha` check makes a repeated merge call safe.
 """
 
 from __future__ import annotations
@@ -15,28 +17,27 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Protocol
 
+from merge_assist.rules import lane_plan as actions
 from merge_assist.rules.engine import RuleEngine, RuleOptions
 from merge_assist.rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
-from merge_assist.rules.feedback import Feedback
 from merge_assist.rules.events import log_event
+from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.lane_plan import LaneSnapshot, head_of, plan
 from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import (
-    Approvals, EntryState, LaneKey, MergeRequest, Outcome, Project, QueueEntry, RuleContext,
+    Approvals, EntryState, LaneKey, MergeRequest, Project, QueueEntry, RuleContext,
 )
-from merge_assist.rules.ports import Clock, GitLabPort, LaneLeases, QueueStore
+from merge_assist.rules.ports import Clock, GitLabPort, LaneLeases, QueueStore, Refused
 
 log = logging.getLogger("merge_assist.flow")
 
 CONTINUE = -1.0
 """A step result meaning: look at the lane again now."""
-POLL_SECONDS = 2.0
+POLL_SECONDS = actions.POLL_SECONDS
 BUSY_RETRY_SECONDS = 1.0
 TRANSIENT_RETRY_SECONDS = 15.0
 MAX_STEPS_PER_DRIVE = 25
-MAX_MERGE_ATTEMPTS = 3
-MID_ACTION = (EntryState.REBASING, EntryState.MERGING)
-SETTLING_STATUSES = {"unchecked", "checking", "preparing", "approvals_syncing", "cannot_be_merged_recheck"}
-
+MAX_MERGE_ATTEMPTS = actions.MAX_MERGE_ATTEMPTS
 
 
 class ConfigProvider(Protocol):
@@ -47,6 +48,8 @@ class ConfigProvider(Protocol):
 
 class PauseSwitch(Protocol):
     def lane_paused(self, lane: LaneKey) -> bool: ...
+
+    def set_lane_paused(self, lane: LaneKey, paused: bool) -> None: ...
 
 
 class Store(QueueStore, LaneLeases, PauseSwitch, Protocol):
@@ -73,13 +76,35 @@ def rule_context(deps: FlowDeps, project: Project, mr: MergeRequest, entry: Queu
                        now=deps.clock.now(), entry=entry, lane_paused=lane_paused)
 
 
-class LaneDriver:
-    """Drives lanes one step at a time under a lease; safe to run in many processes at once."""
+class TrainDriver(Protocol):
+    """A lane in `train` mode (rules.train_lane.TrainLane)."""
 
-    def __init__(self, deps: FlowDeps, holder: str, lease_seconds: float = 60.0) -> None:
+    def drive(self, key: LaneKey, fence: int, project: Project, options: RuleOptions) -> float | None: ...
+
+    def pipeline_changed(self, lane: LaneKey, sha: str, pipeline_id: int, status: str,
+                         web_url: str = "", failed_job: str | None = None) -> None: ...
+
+    def poll_pipelines(self, lane: LaneKey, fence: int, project: Project) -> None: ...
+
+
+class LaneDriver:
+    """Drives lanes under a lease, one MR at a time (mode `serial`) or as a train; safe to run in
+    many processes at once."""
+
+    def __init__(self, deps: FlowDeps, holder: str, lease_seconds: float = 60.0,
+                 train: TrainDriver | None = None) -> None:
         self.deps = deps
         self.holder = holder
         self.lease_seconds = lease_seconds
+        self.train = train
+
+    def _train_options(self, lane: LaneKey) -> tuple[Project, RuleOptions] | None:
+        """The project and options when the lane runs a train, else None."""
+        if self.train is None:
+            return None
+        project = self.deps.gitlab.get_project(lane.project_id)
+        options = self.deps.config.options_for(project)
+        return (project, options) if (options.get("merge") or {}).get("mode") == "train" else None
 
     @contextlib.contextmanager
     def _lease(self, lane: LaneKey) -> Iterator[int | None]:
@@ -95,19 +120,22 @@ class LaneDriver:
                 log_event("lease", level=logging.DEBUG, lane=str(lane), holder=self.holder, action="releasing")
                 store.release(lane, self.holder)
 
-    def drive(self, lane: LaneKey) -> float | None:
-        """Advance the lane as far as it goes now; returns seconds until it wants a look again."""
+    def drive(self, lane: LaneKey, *, poll: bool = False) -> float | None:
+        """Advance the lane as far as it goes now; returns seconds until it wants a look again.
+        `poll`: also ask GitLab about running pipelines (the safety net for lost webhooks)."""
         with self._lease(lane) as fence:
             if fence is None:
                 return BUSY_RETRY_SECONDS
             try:
+                train = self._train_options(lane)
+                if train is not None and self.train is not None:
+                    if poll:
+                        self.train.poll_pipelines(lane, fence, train[0])
+                    return self.train.drive(lane, fence, *train)
                 for _ in range(MAX_STEPS_PER_DRIVE):
-                    entries = self.deps.store.lane_entries(lane)
-                    if not entries:
+                    head = head_of(self.deps.store.lane_entries(lane))
+                    if head is None:
                         return None
-                    # Priority decides, except that an entry in the middle of a rebase or a merge
-                    # keeps its turn: a more urgent one may overtake one that waits for its pipeline.
-                    head = next((e for e in entries if e.state in MID_ACTION), entries[0])
                     wake = self._step(head, fence)
                     if wake != CONTINUE:
                         return wake
@@ -125,6 +153,9 @@ class LaneDriver:
         GitLab reports a failed job while the rest of its pipeline still runs; waiting for the
         pipeline to end would only make the author wait longer for the same answer.
         """
+        if self.train is not None and self._train_options(lane) is not None:
+            self.train.pipeline_changed(lane, sha, 0, "failed", failed_job=job_name)
+            return
         with self._lease(lane) as fence:
             if fence is None:
                 return
@@ -142,80 +173,92 @@ class LaneDriver:
             except LeaseLost:
                 return
 
-    # -- one step ---------------------------------------------------------------------------
+    def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None:
+        """A pipeline of a train car finished (Pipeline hook); recorded even while another worker
+        drives the lane."""
+        if self.train is not None:
+            self.train.pipeline_changed(lane, sha, pipeline_id, status, web_url)
+
+    # -- one step: snapshot, plan, act ------------------------------------------------------
 
     def _step(self, entry: QueueEntry, fence: int) -> float | None:
-        gitlab, store = self.deps.gitlab, self.deps.store
-        mr = gitlab.get_merge_request(entry.project_id, entry.mr_iid)
-        project = gitlab.get_project(entry.project_id)
-        if mr.state == "merged":
-            how = "merged" if entry.state is EntryState.MERGING else "merged outside the queue"
-            self._finish_merged(entry, fence, mr.merge_commit_sha, how)
-            return CONTINUE
-        if mr.state != "opened":
-            store.transition(entry.id, EntryState.CANCELLED, f"the merge request was {mr.state}", fence=fence)
-            return CONTINUE
-        if entry.state is EntryState.REBASING:
-            if mr.rebase_in_progress:
-                return POLL_SECONDS
-            if mr.merge_error:
-                return self._fail(entry, fence, project, mr,
-                                  f"GitLab could not rebase it ({mr.merge_error}). Rebase locally and push.",
-                                  why="rebase_failed")
-            entry = store.transition(entry.id, EntryState.WAITING_PIPELINE,
-                                     f"rebased; waiting for the pipeline of {mr.sha[:12]}", fence=fence,
-                                     tested_sha=mr.sha)
-        if mr.detailed_merge_status in SETTLING_STATUSES:
-            return POLL_SECONDS
-        if self._needs_rebase(project, mr):
-            return self._rebase(entry, fence, project, mr)
-        options = self.deps.config.options_for(project, mr)
-        context = rule_context(self.deps, project, mr, entry, store.lane_paused(entry.lane))
-        decision = self.deps.engine.check_merge(context, options)
-        if decision.outcome is Outcome.REFUSE:
-            return self._fail(entry, fence, project, mr, decision.explain(), context, options, why="rule_refused")
-        if entry.state is EntryState.QUEUED or entry.tested_sha != mr.sha:
-            reason = (f"the source branch moved to {mr.sha[:12]}; validating again"
-                      if entry.tested_sha and entry.tested_sha != mr.sha else f"validating {mr.sha[:12]}")
-            entry = store.transition(entry.id, EntryState.WAITING_PIPELINE, reason, fence=fence, tested_sha=mr.sha)
-        if decision.outcome is Outcome.WAIT:
-            why = decision.explain()
-            if entry.reason != why:
-                store.transition(entry.id, entry.state, why, fence=fence)
-            return None
-        return self._merge(entry, fence, project, mr, context, options)
+        gitlab = self.deps.gitlab
+        snapshot = LaneSnapshot(entry, gitlab.get_merge_request(entry.project_id, entry.mr_iid),
+                                gitlab.get_project(entry.project_id))
+        action = plan(snapshot)
+        context: RuleContext | None = None
+        options: RuleOptions | None = None
+        if isinstance(action, actions.CheckRules):
+            options = self.deps.config.options_for(snapshot.project, snapshot.mr)
+            context = rule_context(self.deps, snapshot.project, snapshot.mr, entry,
+                                   self.deps.store.lane_paused(entry.lane))
+            snapshot = LaneSnapshot(entry, snapshot.mr, snapshot.project,
+                                    self.deps.engine.check_merge(context, options))
+            action = plan(snapshot)
+        return self._act(action, snapshot, fence, context, options)
 
-    @staticmethod
-    def _needs_rebase(project: Project, mr: MergeRequest) -> bool:
-        return project.merge_method in ("ff", "rebase_merge") and mr.detailed_merge_status == "need_rebase"
+    def _act(self, action: actions.Action, snap: LaneSnapshot, fence: int, context: RuleContext | None,
+             options: RuleOptions | None) -> float | None:
+        entry, mr, project = snap.entry, snap.mr, snap.project
+        if isinstance(action, actions.Wait):
+            return action.seconds
+        if isinstance(action, actions.RecordMerged):
+            self._finish_merged(entry, fence, action.merge_commit_sha, action.reason)
+            return CONTINUE
+        if isinstance(action, actions.Cancel):
+            self._move(entry, EntryState.CANCELLED, action.reason, fence)
+            return CONTINUE
+        if isinstance(action, actions.Fail):
+            return self._fail(entry, fence, project, mr, action.reason, context, options, why=action.why)
+        if isinstance(action, actions.Rebase):
+            return self._rebase(entry, fence, project, mr, action.reason)
+        if isinstance(action, actions.Validate):
+            self._move(entry, EntryState.WAITING_PIPELINE, action.reason, fence, tested_sha=action.sha)
+            return CONTINUE
+        if isinstance(action, actions.NoteReason):
+            moved = self._move(entry, EntryState.WAITING_PIPELINE, action.reason, fence)
+            return CONTINUE if isinstance(moved, Refused) else None
+        if isinstance(action, actions.Merge):
+            assert context is not None and options is not None, "a merge is planned only after the rules passed"
+            return self._merge(entry, fence, project, mr, action, context, options)
+        raise TypeError(f"no executor for {type(action).__name__}")
 
-    def _rebase(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest) -> float | None:
-        if entry.attempts >= MAX_MERGE_ATTEMPTS:
-            return self._fail(entry, fence, project, mr,
-                              f"the target branch kept moving ({entry.attempts} rebases). Try again later.",
-                              why="target_moving")
-        self.deps.store.transition(entry.id, EntryState.REBASING, f"bringing it up to date with {mr.target_branch}",
-                                   fence=fence, attempts=entry.attempts + 1)
+    def _move(self, entry: QueueEntry, to: EntryState, reason: str, fence: int,
+              **fields: Any) -> QueueEntry | Refused:
+        """Compare-and-set from the state the step read; a refusal means plan again."""
+        moved = self.deps.store.transition(entry.id, entry.state, to, reason, fence=fence, **fields)
+        if isinstance(moved, Refused):
+            log.info("lane %s: !%s moved on (%s); planning again", entry.lane, entry.mr_iid, moved.reason)
+        return moved
+
+    def _rebase(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str) -> float | None:
+        moved = self._move(entry, EntryState.REBASING, reason, fence, attempts=entry.attempts + 1)
+        if isinstance(moved, Refused):
+            return CONTINUE
         try:
             self.deps.gitlab.rebase(project.id, mr.iid)
         except RebaseRefused as exc:
-            return self._fail(entry, fence, project, mr, f"GitLab would not rebase it: {exc.message}", why="rebase_refused")
+            return self._fail(moved, fence, project, mr, f"GitLab would not rebase it: {exc.message}",
+                              why="rebase_refused")
         return POLL_SECONDS
 
-    def _merge(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest,
+    def _merge(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, action: actions.Merge,
                context: RuleContext, options: RuleOptions) -> float | None:
-        store = self.deps.store
-        if entry.state is EntryState.WAITING_PIPELINE:  # since its last change: close enough for a dashboard
-            METRICS.pipeline_wait(_seconds_since(entry.updated_at, self.deps.clock.now()))
-        entry = store.transition(entry.id, EntryState.MERGING, f"merging {mr.sha[:12]}", fence=fence,
-                                 tested_sha=mr.sha)
+        if entry.state is not EntryState.MERGING:
+            # The compare-and-set that a cancel races with: once it succeeds, no cancel can.
+            moved = self._move(entry, EntryState.MERGING, action.reason, fence, tested_sha=action.sha)
+            if isinstance(moved, Refused):
+                return CONTINUE
+            if entry.state is EntryState.WAITING_PIPELINE:  # since its last change: close enough for a dashboard
+                METRICS.pipeline_wait(_seconds_since(entry.updated_at, self.deps.clock.now()))
+            entry = moved
         self.deps.engine.before_merge(context, options)
         squash = _merge_setting(options, "squash")
         try:
-            result = self.deps.gitlab.merge(project.id, mr.iid, sha=mr.sha, squash=squash)
+            result = self.deps.gitlab.merge(project.id, mr.iid, sha=action.sha, squash=squash)
         except HeadMoved:
-            store.transition(entry.id, EntryState.WAITING_PIPELINE,
-                             "the source branch moved just before merging; validating again", fence=fence)
+            self._move(entry, EntryState.WAITING_PIPELINE,
+                       "the source branch moved just before merging; validating again", fence)
             return CONTINUE
         except NotMergeable as exc:
             attempts = entry.attempts + 1
@@ -223,21 +266,22 @@ class LaneDriver:
                 return self._fail(entry, fence, project, mr,
                                   f"GitLab refused the merge {attempts} times ({exc.status}: {exc.message}).",
                                   why="merge_refused")
-            store.transition(entry.id, EntryState.QUEUED,
-                             f"GitLab refused the merge ({exc.status}); checking again", fence=fence, attempts=attempts)
+            self._move(entry, EntryState.QUEUED, f"GitLab refused the merge ({exc.status}); checking again", fence,
+                       attempts=attempts)
             return CONTINUE
         if result.state != "merged":
             result = self.deps.gitlab.get_merge_request(project.id, mr.iid)
         if result.state != "merged":
-            store.transition(entry.id, EntryState.QUEUED, "GitLab accepted the merge but did not merge; checking again",
-                             fence=fence, attempts=entry.attempts + 1)
+            self._move(entry, EntryState.QUEUED, "GitLab accepted the merge but did not merge; checking again", fence,
+                       attempts=entry.attempts + 1)
             return CONTINUE
         self._finish_merged(entry, fence, result.merge_commit_sha, "merged", context, options)
         return CONTINUE
 
     def _finish_merged(self, entry: QueueEntry, fence: int, sha: str | None, how: str,
                        context: RuleContext | None = None, options: RuleOptions | None = None) -> None:
-        self.deps.store.transition(entry.id, EntryState.MERGED, how, fence=fence, merge_commit_sha=sha)
+        if isinstance(self._move(entry, EntryState.MERGED, how, fence, merge_commit_sha=sha), Refused):
+            return
         METRICS.merged("queue" if how == "merged" else "outside")
         log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), how=how, sha=sha)
         if how == "merged":
@@ -250,7 +294,8 @@ class LaneDriver:
     def _fail(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str,
               context: RuleContext | None = None, options: RuleOptions | None = None, *, why: str) -> float:
         """Fail the entry; `why` is the short metrics label for `reason`."""
-        self.deps.store.transition(entry.id, EntryState.FAILED, reason, fence=fence)
+        if isinstance(self._move(entry, EntryState.FAILED, reason, fence), Refused):
+            return CONTINUE
         METRICS.failed(why)
         log_event("failed", level=logging.WARNING, project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane),
                   reason=why)

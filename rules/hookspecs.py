@@ -1,14 +1,17 @@
 """Hook specifications of Merge Assist: the contract between the bot and rule plugins.
 
 A plugin is any module or object with functions named like the hooks below, marked with
-`@hookimpl` (`from rules.hookspecs import hookimpl`). Plugins may implement any subset of
-hooks and any subset of each hook's parameters. Built-in plugins live in `plugins/`;
-third-party ones are installed packages that declare an entry point in the `merge_assist`
-group (see `examples/merge_assist_example_plugin`).
+`@hookimpl` (`from merge_assist import hookimpl`). Plugins may implement any subset of hooks and
+any subset of each hook's parameters. Built-in plugins live in `plugins/`; third-party ones are
+installed packages that declare an entry point in the `merge_assist` group (see
+`examples/merge_assist_example_plugin`).
 
-The engine (`rules.engine.RuleEngine`) calls every implementation on its own, so one plugin
-raising never hides another plugin's answer; the "how results combine" notes below describe
-what the engine does with the answers.
+The engine (`rules.engine.RuleEngine`) calls each hook through pluggy, so the call order is
+pluggy's: the last registered plugin first (installed plugins before the built-ins), changed
+by `@hookimpl(tryfirst=True)` / `@hookimpl(trylast=True)`; `@hookimpl(wrapper=True)` wraps the
+other implementations and may change the combined answer. Each implementation is isolated
+(`rules.isolation`): one plugin raising never hides another plugin's answer. The "how results
+combine" notes below describe what the engine does with the answers.
 """
 
 from __future__ import annotations
@@ -184,12 +187,12 @@ def merge_assist_authorize(request: AuthRequest) -> AuthDecision | None:
 
 
 @hookspec
-def merge_assist_register_commands() -> list[CommandSpec]:
+def merge_assist_register_commands() -> list[CommandSpec] | None:
     """Offer commands (`/merge-assist <name> ...`) with their help and handler.
 
     Fires once when the engine builds its command table.
 
-    :return: the commands this plugin offers (possibly empty).
+    :return: the commands this plugin offers (possibly empty; None offers none).
 
     Results combine into one table by command name; when two plugins offer the same name the
     later registered one (third-party plugins register after built-ins) wins.

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# The states and their allowed moves live in one table: rules/lane_machine.py.
+from merge_assist.rules.lane_machine import ACTIVE_STATES as ACTIVE_STATES
+from merge_assist.rules.lane_machine import EntryState as EntryState
+
 
 class Priority(enum.IntEnum):
     """Queue priority; a higher value merges first within a lane."""
@@ -37,28 +41,6 @@ PRIORITY_ROLES = frozenset({"admin", "project_owner", "priority_manager"})
 """Bot roles that may set a priority above normal."""
 
 
-class EntryState(str, enum.Enum):
-    """Persisted state of one queued merge request (see DESIGN.md, merge state machine)."""
-
-    QUEUED = "queued"
-    REBASING = "rebasing"
-    WAITING_PIPELINE = "waiting_pipeline"
-    MERGING = "merging"
-    MERGED = "merged"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (EntryState.MERGED, EntryState.FAILED, EntryState.CANCELLED)
-
-    @property
-    def is_active(self) -> bool:
-        """In a lane and not yet finished."""
-        return not self.is_final
-
-
-ACTIVE_STATES = tuple(s for s in EntryState if s.is_active)
 
 
 class Outcome(str, enum.Enum):
@@ -135,6 +117,7 @@ class Project:
     only_allow_merge_if_pipeline_succeeds: bool = True
     allow_merge_on_skipped_pipeline: bool = False
     web_url: str = ""
+    visibility: str = "private"  # private | internal | public
 
 
 @dataclass(frozen=True)

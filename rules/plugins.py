@@ -22,6 +22,7 @@ import pluggy
 
 from merge_assist.rules import hookspecs
 from merge_assist.rules.hookspecs import PROJECT_NAME
+from merge_assist.rules.isolation import CrashRecorder, isolate
 
 ENTRY_POINT_GROUP = "merge_assist"
 HOOK_PREFIX = "merge_assist_"
@@ -34,20 +35,32 @@ class PluginSetupError(RuntimeError):
 
 
 class MergeAssistPluginManager(pluggy.PluginManager):
-    """A pluggy manager that knows which plugins are built-ins."""
+    """A pluggy manager that knows which plugins are built-ins and isolates every plugin's
+    hook implementations as it registers them (`rules.isolation`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: CrashRecorder | None = None) -> None:
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self.builtin_names: set[str] = set()
+        self._recorder = recorder or CrashRecorder()
 
-    def parse_hookimpl_opts(self, plugin: object, name: str):  # type: ignore[override]
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        plugin_name = super().register(plugin, name)
+        if plugin_name is not None:
+            for caller in self.get_hookcallers(plugin) or ():
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is plugin:
+                        isolate(impl, caller.name, self._recorder)
+        return plugin_name
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
         # An unmarked `merge_assist_*` function is a hook implementation too (as pytest does
         # for `pytest_*`), so that a forgotten decorator or a typo in a name cannot pass
         # silently: check_pending() then reports it.
         if opts is None and name.startswith(HOOK_PREFIX) and callable(getattr(plugin, name, None)):
-            opts = {}
+            opts = pluggy.HookimplOpts(wrapper=False, hookwrapper=False, optionalhook=False,
+                                       tryfirst=False, trylast=False, specname=None)
         return opts
 
     def is_builtin(self, plugin_name: str) -> bool:
@@ -114,7 +127,7 @@ def build_plugin_manager(
     *,
     load_entry_points: bool = True,
     extra: Iterable[object] = (),
-) -> pluggy.PluginManager:
+) -> MergeAssistPluginManager:
     """Register the built-in rules, installed plugins and `extra` objects, and verify hooks.
 
     Raises `PluginSetupError` at start-up when a plugin fails to import, implements a hook
@@ -127,7 +140,9 @@ def build_plugin_manager(
 
     replaced = {name for _, plugin in third_party for name in _replaced_names(plugin)}
     taken = {name for name, _ in third_party}
-    for module in builtins:
+    # pluggy calls the last registered implementation first: registering the built-ins in
+    # reverse makes them answer in the tuple's order, after every installed plugin.
+    for module in reversed(tuple(builtins)):
         name = plugin_name_of(module)
         if name in taken or name in replaced:
             log.info("built-in plugin %r replaced by an installed plugin", name)

@@ -6,8 +6,11 @@ flow and rules only ever see these Protocols.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Protocol
+
+from merge_assist.rules.lane_machine import Mover
 
 from merge_assist.rules.model import (
     Approvals,
@@ -75,9 +78,33 @@ class GitLabPort(Protocol):
         """Post a comment on the MR; returns the note id."""
         ...
 
+    def list_open_merge_requests(self, project_id: int, target_branch: str) -> list[MergeRequest]:
+        """Every open MR into `target_branch` (one paginated read: a train's whole lane at once)."""
+        ...
+
+    def pipelines_for_sha(self, project_id: int, sha: str) -> list[Pipeline]:
+        """Pipelines of a commit, newest first."""
+        ...
+
+    def cancel_pipeline(self, project_id: int, pipeline_id: int) -> None: ...
+
+    def retry_pipeline(self, project_id: int, pipeline_id: int) -> None: ...
+
+    def delete_branch(self, project_id: int, branch: str) -> None:
+        """Delete a branch; an absent one is fine."""
+        ...
+
     def award_emoji(self, project_id: int, iid: int, note_id: int | None, name: str) -> None:
         """Award an emoji on a note (or the MR when note_id is None); duplicates are fine."""
         ...
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A compare-and-set that found the entry elsewhere: plan again from `entry`."""
+
+    entry: QueueEntry | None
+    reason: str
 
 
 class QueueStore(Protocol):
@@ -99,13 +126,19 @@ class QueueStore(Protocol):
         ...
 
     def transition(
-        self, entry_id: int, to: EntryState, reason: str = "", *, fence: int | None = None,
-        **fields: Any,
-    ) -> QueueEntry:
-        """Persist a state change (and fields like tested_sha); refuses a stale fence."""
+        self, entry_id: int, expected: EntryState, to: EntryState, reason: str = "", *,
+        fence: int | None = None, mover: Mover = Mover.LANE, actor: Actor | None = None, **fields: Any,
+    ) -> QueueEntry | Refused:
+        """Compare-and-set: move the entry from `expected` to `to` (and set fields like
+        tested_sha) with its audit record in one transaction. Returns the moved entry, or
+        `Refused` when the entry is no longer in `expected`; raises `LeaseLost` when `fence` is
+        not the lane's current fencing token, and `IllegalTransition` for a move that
+        rules.lane_machine's table does not allow `mover` to make."""
         ...
 
-    def set_priority(self, entry_id: int, priority: Priority) -> QueueEntry: ...
+    def set_priority(self, entry_id: int, priority: Priority, actor: Actor | None = None) -> QueueEntry | Refused:
+        """Change an active entry's priority (audited); `Refused` once it has finished."""
+        ...
 
     def waiting_lanes(self) -> list[LaneKey]:
         """Lanes with at least one active entry."""

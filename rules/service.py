@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Concatenate, ParamSpec, Protocol, TypeVar
 
 from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
-from merge_assist.rules.errors import AlreadyQueuedError, GitLabError, NotFound
+from merge_assist.rules.errors import AlreadyQueuedError, GitLabError, NotFound, ServiceFailure
 from merge_assist.rules.feedback import Feedback
 from merge_assist.rules.events import log_event
 from merge_assist.rules.flow import FlowDeps, rule_context
 from merge_assist.rules.help import render_help, render_status
 from merge_assist.rules.hookspecs import ACCESS_DEVELOPER, AuthDecision, AuthRequest
 from merge_assist.rules.model import PRIORITY_ROLES, Actor, EntryState, MergeRequest, Outcome, Priority, Project, QueueEntry
-from merge_assist.rules.ports import AuditLog
+from merge_assist.rules.lane_machine import Mover, command_may_cancel
+from merge_assist.rules.ports import AuditLog, Refused
 
 log = logging.getLogger("merge_assist.commands")
+CANCEL_ATTEMPTS = 5
 
 
 class RoleLookup(Protocol):
@@ -80,13 +82,19 @@ class CommandService:
             self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid), "refused", decision.reason)
             reply = CommandReply(f"@{actor.username} you may not run `{name}` here: {decision.reason}", ok=False)
             return self._answer(actor, project_id, iid, reply, name, post_reply, audited=True)
+        # Recorded before anything the command does, so the audit shows cause before effect.
+        self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid), "received", " ".join(args)[:500])
         services = MergeRequestServices(self, actor, mr, note_id, roles)
         reply = flow.engine.run_command(CommandInvocation(
             name=name, args=args, actor=actor, project_id=project_id, mr_iid=iid, note_id=note_id, services=services,
             merge_request=mr))
         if not reply.ok:
             reply = CommandReply(f"@{actor.username} {reply.text}", ok=False)
-        return self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
+        answered = self._answer(actor, project_id, iid, reply, name, post_reply and not services.replied)
+        # Lanes are woken only now, so the command's audit record precedes any work it causes.
+        for entry in services.wakes:
+            self.deps.wake(entry)
+        return answered
 
     def _authorize(self, spec: CommandSpec, args: tuple[str, ...], actor: Actor, mr: MergeRequest,
                    roles: frozenset[str]) -> AuthDecision:
@@ -121,6 +129,25 @@ class CommandService:
         self.deps.feedback.comment(project_id, iid, f"@{actor.username} {message}\n\n{help_text}")
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _own_failures(method: Callable[Concatenate[MergeRequestServices, P], R]) -> Callable[Concatenate[MergeRequestServices, P], R]:
+    """A failure of the bot's own parts (the database gone, say) while a command runs is not the
+    command plugin's bug: it becomes ServiceFailure, which the engine lets through for a retry."""
+    def run(self: MergeRequestServices, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (CommandRefused, GitLabError, ServiceFailure):
+            raise
+        except Exception as exc:
+            raise ServiceFailure(f"{method.__name__} failed: {type(exc).__name__}") from exc
+
+    run.__doc__ = method.__doc__
+    return run
+
+
 class MergeRequestServices:
     """`rules.commands.CommandServices` for one MR; each method returns the reply text."""
 
@@ -133,6 +160,7 @@ class MergeRequestServices:
         self._note_id = note_id
         self._roles = roles
         self.replied = False
+        self.wakes: list[QueueEntry] = []
 
     @property
     def _project(self) -> Project:
@@ -151,11 +179,16 @@ class MergeRequestServices:
         position, size = self._place(entry)
         return f"position {position} of {size} in `{entry.target_branch}`"
 
+    @_own_failures
     def enqueue(self, priority: Priority) -> str:
         mr, project = self._mr, self._project
         existing = self._active()
         if existing is not None:
             return f"!{mr.iid} is already queued ({existing.state.value}), {self._position_text(existing)}."
+        last = self._deps.history.latest_entry_for(mr.project_id, mr.iid)
+        if self._note_id is not None and last is not None and last.note_id == self._note_id:
+            # The same comment delivered again after a worker died before marking it done.
+            return f"This command was already carried out: !{mr.iid} is {last.state.value}."
         options = self._flow.config.options_for(project, mr)
         context = rule_context(self._flow, project, mr, None)
         decision = self._flow.engine.check_enqueue(context, options)
@@ -175,7 +208,7 @@ class MergeRequestServices:
         position, size = self._place(entry)
         self._flow.feedback.queued(mr.project_id, mr.iid, position, size, mr.target_branch)
         self.replied = True
-        self._deps.wake(entry)
+        self.wakes.append(entry)
         return f"Queued with priority {priority.label}: position {position} of {size} in `{mr.target_branch}`."
 
     def _capped(self, requested: Priority, adjusted: Priority) -> Priority:
@@ -185,30 +218,53 @@ class MergeRequestServices:
             return max(requested, Priority.NORMAL)
         return adjusted
 
+    @_own_failures
     def cancel(self) -> str:
-        entry = self._active()
-        if entry is None:
-            return f"!{self._mr.iid} is not in the queue."
-        if entry.state is EntryState.MERGING:
-            raise CommandRefused(f"!{self._mr.iid} is being merged right now; it is too late to cancel.")
-        self._flow.store.transition(entry.id, EntryState.CANCELLED, f"cancelled by @{self._actor.username}")
-        self._deps.wake(entry)
-        return f"Removed !{self._mr.iid} from the `{entry.target_branch}` queue."
+        """A compare-and-set on the state we read: it either lands before the lane's move to
+        `merging` (and the lane's next compare-and-set fails, so nothing merges), or the lane got
+        there first and the answer says so."""
+        for _ in range(CANCEL_ATTEMPTS):
+            entry = self._active()
+            if entry is None:
+                return self._not_queued_text()
+            if not command_may_cancel(entry.state):
+                raise CommandRefused(f"!{self._mr.iid} is already merging; it is too late to cancel.")
+            moved = self._flow.store.transition(entry.id, entry.state, EntryState.CANCELLED,
+                                                f"cancelled by @{self._actor.username}", mover=Mover.COMMAND,
+                                                actor=self._actor)
+            if not isinstance(moved, Refused):
+                self.wakes.append(entry)
+                return f"Removed !{self._mr.iid} from the `{entry.target_branch}` queue."
+        raise CommandRefused(f"!{self._mr.iid} keeps changing state; try `cancel` again in a moment.")
 
+    def _not_queued_text(self) -> str:
+        last = self._deps.history.latest_entry_for(self._mr.project_id, self._mr.iid)
+        if last is not None and last.state is EntryState.MERGED:
+            return f"!{self._mr.iid} is already merged."
+        return f"!{self._mr.iid} is not in the queue."
+
+    @_own_failures
     def set_priority(self, priority: Priority) -> str:
         entry = self._active()
         if entry is None:
             return f"!{self._mr.iid} is not in the queue; use `/merge-assist merge --priority {priority.label}`."
-        entry = self._flow.store.set_priority(entry.id, priority)
-        self._deps.audit.record(self._actor, "priority", _target(entry.project_id, entry.mr_iid), "ok", priority.label)
-        return f"Priority set to {priority.label}: {self._position_text(entry)}."
+        moved = self._flow.store.set_priority(entry.id, priority, actor=self._actor)
+        if isinstance(moved, Refused):
+            return f"!{self._mr.iid} has left the queue ({moved.reason}); its priority no longer matters."
+        self.wakes.append(moved)
+        return f"Priority set to {priority.label}: {self._position_text(moved)}."
 
+    @_own_failures
     def retry(self) -> str:
         if self._active() is not None:
             return f"!{self._mr.iid} is already queued."
         last = self._deps.history.latest_entry_for(self._mr.project_id, self._mr.iid)
-        return self.enqueue(last.priority if last else Priority.NORMAL)
+        priority = last.priority if last else Priority.NORMAL
+        if priority > Priority.NORMAL and not self._roles & PRIORITY_ROLES:
+            priority = Priority.NORMAL  # a raised priority is kept only for those who may raise it
+        return self.enqueue(priority)
 
+    @_own_failures
     def status(self) -> str:
         project, mr = self._project, self._mr
         entry = self._active()

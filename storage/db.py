@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -15,6 +15,11 @@ def normalize_url(url: str) -> str:
         if url.startswith(plain):
             return "postgresql+psycopg2://" + url[len(plain):]
     return url
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed (`Session.execute` is typed as returning a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
-from merge_assist.storage.db import Database
+from merge_assist.storage.db import Database, affected_rows
 from merge_assist.storage.models import WebhookDelivery
 from merge_assist.storage.types import utcnow
 
@@ -45,10 +45,10 @@ class DeliveryRepository:
             return True
         now = utcnow()
         with self._db.session() as session:
-            taken = session.execute(update(WebhookDelivery).where(
+            taken = affected_rows(session.execute(update(WebhookDelivery).where(
                 WebhookDelivery.key == claim_key,
                 WebhookDelivery.received_at < now - timedelta(seconds=stale_after),
-            ).values(received_at=now)).rowcount
+            ).values(received_at=now)))
         return bool(taken)
 
     def release(self, key: str) -> None:
@@ -63,4 +63,4 @@ class DeliveryRepository:
     def forget_older_than(self, days: int) -> int:
         cutoff = utcnow() - timedelta(days=days)
         with self._db.session() as session:
-            return session.execute(delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff)).rowcount
+            return affected_rows(session.execute(delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff)))

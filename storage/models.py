@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from merge_assist.rules.lane_machine import ACTIVE_STATES
 from merge_assist.storage.types import UTCDateTime, utcnow
 
 ROLE_NAMES = ("admin", "project_owner", "priority_manager", "viewer")
-ACTIVE_STATES_SQL = "state IN ('queued', 'rebasing', 'waiting_pipeline', 'merging')"
+ACTIVE_STATES_SQL = "state IN ({})".format(", ".join(f"'{state.value}'" for state in ACTIVE_STATES))
 
 
 class Base(DeclarativeBase):
@@ -28,7 +29,10 @@ class User(Base):
     gitlab_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     gitlab_username: Mapped[str | None] = mapped_column(String(255), index=True)
     slack_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Role(Base):
@@ -124,3 +128,30 @@ class AuditRecord(Base):
     target: Mapped[str] = mapped_column(String(512))
     outcome: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class TrainCarRow(Base):
+    """One car of a lane's merge train: a commit (target + MRs ahead + its riders) and its pipeline."""
+
+    __tablename__ = "train_cars"
+    __table_args__ = (Index("ix_train_cars_sha", "project_id", "commit_sha"),)
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    target_branch: Mapped[str] = mapped_column(String(255), primary_key=True)
+    car_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    side: Mapped[bool] = mapped_column(Boolean, default=False)
+    after_car: Mapped[int | None] = mapped_column(Integer)
+    base_sha: Mapped[str] = mapped_column(String(64))
+    riders: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    held: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    suspects_proven: Mapped[bool] = mapped_column(Boolean, default=False)
+    proof_pipeline: Mapped[int | None] = mapped_column(BigInteger)
+    commit_sha: Mapped[str | None] = mapped_column(String(64))
+    branch: Mapped[str | None] = mapped_column(String(255))
+    pipeline_id: Mapped[int | None] = mapped_column(BigInteger)
+    pipeline_url: Mapped[str | None] = mapped_column(String(1024))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    source_updates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

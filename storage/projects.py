@@ -57,6 +57,10 @@ class ProjectRepository:
             row = session.get(ManagedProject, project_id)
             return self._view(row) if row else None
 
+    def all_projects(self) -> list[ProjectView]:
+        with self._db.session() as session:
+            return [self._view(row) for row in session.scalars(select(ManagedProject).order_by(ManagedProject.id))]
+
     def by_path(self, path: str) -> ProjectView | None:
         with self._db.session() as session:
             row = session.scalar(select(ManagedProject).where(ManagedProject.path == path))
@@ -67,7 +71,7 @@ class ProjectRepository:
         with self._db.session() as session:
             rows = session.execute(select(ManagedProject.id, ManagedProject.webhook_secret_sha256)
                                    .where(ManagedProject.webhook_secret_sha256.is_not(None)))
-            return {pid: digest for pid, digest in rows}
+            return {pid: digest for pid, digest in rows if digest is not None}
 
     def set_paused(self, project_id: int, paused: bool) -> None:
         with self._db.session() as session:

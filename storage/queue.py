@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from merge_assist.rules.errors import AlreadyQueuedError, LeaseLost
+from merge_assist.rules.errors import AlreadyQueuedError, IllegalTransition, LeaseLost
 from merge_assist.rules.events import log_event
+from merge_assist.rules.lane_machine import Mover, allowed
 from merge_assist.rules.metrics import METRICS
-from merge_assist.rules.model import ACTIVE_STATES, EntryState, LaneKey, Priority, QueueEntry
+from merge_assist.rules.model import ACTIVE_STATES, Actor, EntryState, LaneKey, Priority, QueueEntry
+from merge_assist.rules.ports import Refused
 from merge_assist.storage.db import Database
 from merge_assist.storage.models import AuditRecord, Lane, ManagedProject, QueueEntryRow
 from merge_assist.storage.types import utcnow
@@ -34,6 +37,17 @@ def _entry(row: QueueEntryRow) -> QueueEntry:
         enqueued_at=row.enqueued_at, updated_at=row.updated_at, reason=row.reason, attempts=row.attempts,
         tested_sha=row.tested_sha, pipeline_id=row.pipeline_id, note_id=row.note_id,
     )
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (a CursorResult's rowcount; Session.execute is typed as Result)."""
+    return int(result.rowcount)
+
+
+def _audit(actor: Actor | None, action: str, row: QueueEntryRow, outcome: str, detail: str) -> AuditRecord:
+    who = actor or Actor(None, "merge-assist", "system")
+    return AuditRecord(actor=who.username, actor_gitlab_id=who.gitlab_user_id, channel=who.channel, action=action,
+                       target=f"{row.project_id}!{row.mr_iid}", outcome=outcome, detail=detail[:4000])
 
 
 def _merge_order() -> tuple[Any, ...]:
@@ -102,42 +116,57 @@ class QueueRepository:
         with self._db.session() as session:
             return [_entry(r) for r in session.scalars(query)]
 
-    def transition(self, entry_id: int, to: EntryState, reason: str = "", *, fence: int | None = None,
-                   **fields: Any) -> QueueEntry:
+    def transition(self, entry_id: int, expected: EntryState, to: EntryState, reason: str = "", *,
+                   fence: int | None = None, mover: Mover = Mover.LANE, actor: Actor | None = None,
+                   **fields: Any) -> QueueEntry | Refused:
         unknown = set(fields) - UPDATABLE_FIELDS
         if unknown:
             raise TypeError(f"cannot set {sorted(unknown)} on a queue entry")
+        if not allowed(expected, to, mover):
+            raise IllegalTransition(f"{mover.value} may not move an entry from {expected.value} to {to.value}")
+        guard = [QueueEntryRow.id == entry_id, QueueEntryRow.state == expected.value]
+        if fence is not None:
+            guard.append(exists().where(Lane.project_id == QueueEntryRow.project_id,
+                                        Lane.target_branch == QueueEntryRow.target_branch,
+                                        Lane.lease_token == fence))
         with self._db.session() as session:
-            row = session.get(QueueEntryRow, entry_id)
+            moved = _rowcount(session.execute(update(QueueEntryRow).where(*guard).values(
+                state=to.value, reason=reason, updated_at=utcnow(), **fields,
+            ).execution_options(synchronize_session=False)))
+            row = session.get(QueueEntryRow, entry_id, populate_existing=True)
             if row is None:
                 raise KeyError(entry_id)
-            if fence is not None:
-                lane = session.get(Lane, (row.project_id, row.target_branch))
-                if lane is None or lane.lease_token != fence:
+            if not moved:
+                if fence is not None and not self._holds_fence(session, row, fence):
                     raise LeaseLost(f"lane {row.project_id}:{row.target_branch} lease moved on")
-            previous = row.state
-            row.state, row.reason, row.updated_at = to.value, reason, utcnow()
-            for name, value in fields.items():
-                setattr(row, name, value)
+                return Refused(_entry(row), f"the entry is {row.state}, not {expected.value}")
             # Written in the same transaction as the change, so the audit trail can never miss one.
-            session.add(AuditRecord(
-                actor="merge-assist", channel="system", action="transition",
-                target=f"{row.project_id}!{row.mr_iid}", outcome=to.value,
-                detail=f"{previous} -> {to.value}" + (f": {reason}" if reason else ""),
-            ))
+            session.add(_audit(actor, "transition", row, to.value,
+                               f"{expected.value} -> {to.value}" + (f": {reason}" if reason else "")))
             session.flush()
             entry = _entry(row)
-        if previous != to.value:
+        if expected != to:
             log_event("state", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), state=to.value,
-                      previous=previous)
+                      previous=expected.value)
         return entry
 
-    def set_priority(self, entry_id: int, priority: Priority) -> QueueEntry:
+    @staticmethod
+    def _holds_fence(session: Any, row: QueueEntryRow, fence: int) -> bool:
+        lane = session.get(Lane, (row.project_id, row.target_branch), populate_existing=True)
+        return lane is not None and lane.lease_token == fence
+
+    def set_priority(self, entry_id: int, priority: Priority, actor: Actor | None = None) -> QueueEntry | Refused:
         with self._db.session() as session:
-            row = session.get(QueueEntryRow, entry_id)
+            moved = _rowcount(session.execute(update(QueueEntryRow).where(
+                QueueEntryRow.id == entry_id, QueueEntryRow.state.in_(ACTIVE),
+            ).values(priority=int(priority), updated_at=utcnow()).execution_options(synchronize_session=False)))
+            row = session.get(QueueEntryRow, entry_id, populate_existing=True)
             if row is None:
                 raise KeyError(entry_id)
-            row.priority, row.updated_at = int(priority), utcnow()
+            if not moved:
+                return Refused(_entry(row), f"the entry is {row.state}")
+            session.add(_audit(actor, "priority", row, "ok", priority.label))
+            session.flush()
             return _entry(row)
 
     def waiting_lanes(self) -> list[LaneKey]:
@@ -187,16 +216,16 @@ class QueueRepository:
             Lane.lease_holder == holder,
         )).values(lease_holder=holder, lease_expires_at=expires, lease_token=Lane.lease_token + 1)
         with self._db.session() as session:
-            renewed = session.execute(update(Lane).where(key, Lane.lease_holder == holder, Lane.lease_expires_at > now)
-                                      .values(lease_expires_at=expires)).rowcount
+            renewed = _rowcount(session.execute(update(Lane).where(key, Lane.lease_holder == holder, Lane.lease_expires_at > now)
+                                      .values(lease_expires_at=expires)))
             previous = None if renewed else session.execute(
                 select(Lane.lease_holder, Lane.lease_expires_at).where(key)).first()
-            if not renewed and not session.execute(take).rowcount:
+            if not renewed and not _rowcount(session.execute(take)):
                 if session.get(Lane, (lane.project_id, lane.target_branch)) is not None:
                     return None  # held by another worker
                 self._ensure_lane(session, lane.project_id, lane.target_branch)
                 session.flush()
-                if not session.execute(take).rowcount:
+                if not _rowcount(session.execute(take)):
                     return None
             if previous is not None and previous[0] not in (None, holder):
                 METRICS.lease_takeover(str(lane))  # its holder died or stalled past the expiry
@@ -210,7 +239,7 @@ class QueueRepository:
             ).values(lease_holder=None, lease_expires_at=None))
 
     @staticmethod
-    def _ensure_lane(session: Any, project_id: int, target_branch: str) -> Lane:
+    def _ensure_lane(session: Session, project_id: int, target_branch: str) -> Lane:
         lane = session.get(Lane, (project_id, target_branch))
         if lane is None:
             lane = Lane(project_id=project_id, target_branch=target_branch, paused=False, lease_token=0)
@@ -219,4 +248,5 @@ class QueueRepository:
                     session.add(lane)
             except IntegrityError:
                 lane = session.get(Lane, (project_id, target_branch))
+        assert lane is not None, "the lane row exists once its insert conflicted"
         return lane

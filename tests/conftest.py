@@ -1,4 +1,5 @@
-"""Shared fixtures: real PostgreSQL and Redis (a dedicated database and key prefix per test).
+"""Shared fixtures: real PostgreSQL and Redis (a dedicated database and key prefix per test), the
+GitLab simulator, and plain-data rule contexts and engines for the rules and plugins tests.
 
 With CI=true a test that needs PostgreSQL or Redis fails when the server is missing, instead of
 being skipped.
@@ -8,11 +9,19 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from gitlab_sim import SimClock, Simulator, WebhookSettings
+from merge_assist.plugins import BUILTIN_PLUGINS
+from merge_assist.rules.engine import RuleEngine
+from merge_assist.rules import metrics as metrics_port
+from merge_assist.rules.metrics import RecordingMetrics
+from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project, RuleContext
+from merge_assist.rules.plugins import build_plugin_manager
 
 CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("MERGE_ASSIST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -105,3 +114,69 @@ def redis_prefix() -> Iterator[str]:
 @pytest.fixture
 def redis_url(redis_prefix: str) -> str:
     return REDIS_URL
+
+
+# -- rules and plugins: plain data, no GitLab ------------------------------------------------
+
+SHA = "a" * 40
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)  # a Wednesday
+
+
+def base_context() -> RuleContext:
+    project = Project(id=7, path="team/app")
+    mr = MergeRequest(
+        project_id=7, iid=42, title="ABC-123 add login", author_id=1, author_username="alice",
+        source_branch="feature", target_branch="main", state="opened", sha=SHA,
+        head_pipeline=Pipeline(id=900, sha=SHA, status="success"),
+    )
+    return RuleContext(project=project, merge_request=mr, approvals=Approvals(), options={}, now=NOW)
+
+
+ContextFactory = Callable[..., RuleContext]
+
+
+@pytest.fixture
+def make_context() -> ContextFactory:
+    """make_context(mr={...}, project={...}, approvals=Approvals(...), options={...}, ...)."""
+
+    def build(mr: dict[str, Any] | None = None, project: dict[str, Any] | None = None, **fields: Any) -> RuleContext:
+        context = base_context()
+        return replace(
+            context,
+            merge_request=replace(context.merge_request, **(mr or {})),
+            project=replace(context.project, **(project or {})),
+            **fields,
+        )
+
+    return build
+
+
+@pytest.fixture
+def metrics() -> RecordingMetrics:
+    return RecordingMetrics()
+
+
+@pytest.fixture
+def recording() -> Iterator[RecordingMetrics]:
+    """A RecordingMetrics installed as the process-wide METRICS for one test."""
+    before = metrics_port.installed()
+    recording = RecordingMetrics()
+    metrics_port.install(recording)
+    yield recording
+    metrics_port.install(before)
+
+
+@pytest.fixture
+def make_engine(metrics: RecordingMetrics) -> Callable[..., RuleEngine]:
+    """make_engine(*extra_plugins, builtins=BUILTIN_PLUGINS) → RuleEngine (no entry points)."""
+
+    def build(*extra: object, builtins: tuple[Any, ...] = BUILTIN_PLUGINS) -> RuleEngine:
+        pm = build_plugin_manager(builtins, load_entry_points=False, extra=extra)
+        return RuleEngine(pm, metrics)
+
+    return build
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., RuleEngine]) -> RuleEngine:
+    return make_engine()

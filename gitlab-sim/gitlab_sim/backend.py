@@ -15,6 +15,7 @@ from .clock import SimClock
 from .git import GitRepo
 from .hook_payloads import job_payload, pipeline_payload
 from .pipelines import PipelineRunner
+from . import receive_hooks
 from .state import Job, Pipeline, Project, State, User
 from .webhooks import WebhookDispatcher, WebhookSettings
 
@@ -27,10 +28,12 @@ class Backend:
         self.root = root
         self.repos_root = root / "repos"
         self.repos_root.mkdir(parents=True, exist_ok=True)
+        self.git_hooks_dir = receive_hooks.install(root / "git-hooks")
         self.state = State()
         self.clock = clock
         self.base_url = "http://127.0.0.1"
         self.rebase_delay = rebase_delay
+        self.response_delay = 0.0  # seconds every REST answer waits (see api/delay.py)
         self.dispatcher = WebhookDispatcher(webhook_settings)
         self.runner = PipelineRunner(self.state, clock, self, capacity=runner_capacity)
         self._heads: dict[int, dict[str, str]] = {}

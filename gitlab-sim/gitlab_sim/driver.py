@@ -20,6 +20,7 @@ from . import serializers as ser
 from .api.app import build_app
 from .backend import Backend
 from .clock import SimClock
+from .faults import FaultInjector
 from .git import SYSTEM_IDENTITY, GitRepo, Identity
 from .pipelines import PipelinePlan, PipelineRequest, Resolver
 from .pushes import branch_updated
@@ -42,13 +43,14 @@ class Simulator:
                                rebase_delay=rebase_delay, webhook_settings=webhook_settings)
         self.backend.on_pipeline_finished.append(lambda p: mr_ops.pipeline_finished(self.backend, p))
         self.state = self.backend.state
+        self.faults = FaultInjector()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
     # -- server -------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
-        config = uvicorn.Config(build_app(self.backend), host=host, port=port, log_level="warning",
+        config = uvicorn.Config(build_app(self.backend, self.faults), host=host, port=port, log_level="warning",
                                 lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="gitlab-sim-http", daemon=True)
@@ -122,10 +124,10 @@ class Simulator:
             return project
 
     def protect_branch(self, project: Project, name: str, merge_access_level: int = MAINTAINER,
-                       push_access_level: int = MAINTAINER) -> ProtectedBranch:
+                       push_access_level: int = MAINTAINER, allow_force_push: bool = False) -> ProtectedBranch:
         with self.state.lock:
             rule = ProtectedBranch(self.state.next_id("protected_branch"), name, merge_access_level,
-                                   push_access_level)
+                                   push_access_level, allow_force_push)
             project.protected_branches[name] = rule
             return rule
 

@@ -1,9 +1,10 @@
 """Git smart HTTP (clone, fetch, push) by running ``git http-backend`` as a CGI.
 
 Auth is GitLab's: HTTP Basic with any username and a user's token as the password.
-After a receive-pack the branch heads are compared with those before the push and
-every moved branch goes through ``pushes.branch_updated`` — the same path as an API
-commit, so pushes create pipelines and update open merge requests.
+Pushes run GitLab-like server hooks (``receive_hooks``: protected branches, push
+options). After a receive-pack, every branch git updated goes through
+``pushes.branch_updated`` — the same path as an API commit, so pushes create
+pipelines, update open merge requests and mark merged the ones they land.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import tempfile
+from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,6 +22,7 @@ from starlette.responses import Response
 from .backend import Backend
 from .mergeability import effective_access
 from .pushes import branch_updated
+from .receive_hooks import PushReport, push_environment, read_report
 from .state import DEVELOPER, REPORTER, Project, User
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GitLab"'}
@@ -59,7 +63,6 @@ async def git_endpoint(request: Request) -> Response:
 
 def _serve(backend: Backend, project: Project, user: User, request: Request, body: bytes,
            pushing: bool) -> Response:
-    before = backend.repo(project).branches() if pushing and request.method == "POST" else None
     env = {
         **os.environ,
         "GIT_PROJECT_ROOT": str(backend.repos_root), "GIT_HTTP_EXPORT_ALL": "1",
@@ -73,10 +76,16 @@ def _serve(backend: Backend, project: Project, user: User, request: Request, bod
         env["HTTP_CONTENT_ENCODING"] = request.headers["content-encoding"]
     if "git-protocol" in request.headers:
         env["GIT_PROTOCOL"] = request.headers["git-protocol"]
-    result = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env, check=False)
+    with tempfile.TemporaryDirectory(prefix="sim-push-") as tmp:
+        report = Path(tmp) / "report"
+        if pushing:
+            env.update(push_environment(backend.state, project, user, backend.git_hooks_dir, report))
+        result = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env,
+                                check=False)
+        pushed = read_report(report)
     response = _cgi_response(result.stdout)
-    if before is not None:
-        _after_push(backend, project, user, before)
+    if pushed.updates:
+        _after_push(backend, project, user, pushed)
     return response
 
 
@@ -95,10 +104,14 @@ def _cgi_response(output: bytes) -> Response:
     return Response(payload, status_code=status, headers=headers, media_type=media_type)
 
 
-def _after_push(backend: Backend, project: Project, user: User, before: dict[str, str]) -> None:
+def _after_push(backend: Backend, project: Project, user: User, pushed: PushReport) -> None:
+    """Run GitLab's post-receive for each updated branch; targets of open MRs last, so that
+    MRs whose rebased commits arrive in the same push are already at their new heads."""
     with backend.state.lock:
         backend.refs_changed(project)
-        after = backend.heads(project)
-        for branch in sorted(set(before) | set(after)):
-            if before.get(branch) != after.get(branch):
-                branch_updated(backend, project, branch, before.get(branch), after.get(branch), user)
+        targets = {mr.target_branch for mr in backend.state.project_merge_requests(project.id)
+                   if mr.state == "opened"}
+        branches = [(branch, u) for u in pushed.updates if (branch := u.branch) is not None]
+        for branch, update in sorted(branches, key=lambda item: item[0] in targets):
+            branch_updated(backend, project, branch, update.before, update.after, user,
+                           push_options=pushed.options)

@@ -10,6 +10,13 @@ layout, as fractions of the plan's duration:
     test   (stage test)   0.25 - 1.00   <- fails when a plan fails "late"
 
 so an early failure is reported (Job Hook) while the pipeline is still running.
+A plan may instead say *when* its failure shows (``fail_at``, a fraction of the
+duration): up to 0.25 the build job fails and the test stage is skipped, so the
+pipeline fails at once; later, lint fails at that moment while test runs on to the
+end (as GitLab lets the other jobs of a stage finish).
+
+The runner limit is global: one pool of ``capacity`` runners shared by every
+project, like a self-hosted GitLab's instance runners.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from .state import Job, Pipeline, State
 
 FINISHED = frozenset({"success", "failed", "canceled", "skipped"})
 ACTIVE = frozenset({"created", "pending", "running"})
+STAGES = ("build", "test")
 JOB_LAYOUT: tuple[tuple[str, str, float, float], ...] = (
     ("build", "build", 0.0, 0.25),
     ("lint", "test", 0.25, 0.5),
@@ -39,12 +47,39 @@ class PipelinePlan:
     duration: float = 600.0
     fail_when: str = "late"  # early | late: which job fails, see module doc
     flaky_failures: int = 1  # flaky: fail this many attempts (per project+sha), then pass
+    fail_at: float | None = None  # fraction of duration when the failing job ends; overrides fail_when
 
     def __post_init__(self) -> None:
         if self.outcome not in {"pass", "fail", "skip", "never_finish", "flaky"}:
             raise ValueError(f"unknown outcome {self.outcome!r}")
         if self.fail_when not in {"early", "late"}:
             raise ValueError(f"unknown fail_when {self.fail_when!r}")
+        if self.fail_at is not None and not 0.0 < self.fail_at <= 1.0:
+            raise ValueError(f"fail_at must be in (0, 1], got {self.fail_at!r}")
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """One job of a planned pipeline: when it starts and ends (fractions) and whether it fails."""
+
+    name: str
+    stage: str
+    start: float
+    end: float
+    fails: bool
+
+
+def job_timings(plan: PipelinePlan) -> tuple[JobTiming, ...]:
+    """The job layout of ``plan``, with its failing job (if any) and that job's end."""
+    failing, fail_end = None, None
+    if plan.outcome == "fail" and plan.fail_at is None:
+        failing = {"early": "lint", "late": "test"}[plan.fail_when]
+    elif plan.outcome == "fail" and plan.fail_at is not None:
+        failing = "build" if plan.fail_at <= 0.25 else "lint"
+        fail_end = plan.fail_at
+    return tuple(JobTiming(name, stage, start, fail_end if name == failing and fail_end else end,
+                           name == failing)
+                 for name, stage, start, end in JOB_LAYOUT)
 
 
 @dataclass(frozen=True)
@@ -84,9 +119,11 @@ class PipelineRunner:
         self.resolver: Resolver = default_resolver
         self._attempts: Counter[tuple[int, str]] = Counter()
         self._plans: dict[int, PipelinePlan] = {}
+        self._timings: dict[int, tuple[JobTiming, ...]] = {}
 
     def create(self, project_id: int, ref: str, sha: str, before_sha: str, source: str,
-               user_id: int | None, mr_iid: int | None = None) -> Pipeline:
+               user_id: int | None, mr_iid: int | None = None, *, skipped: bool = False) -> Pipeline:
+        """A new pipeline; ``skipped`` records one with no jobs, as GitLab does for ``ci.skip``."""
         with self.state.lock:
             project = self.state.projects[project_id]
             now = self.clock.now()
@@ -96,7 +133,10 @@ class PipelineRunner:
                                 mr_iid=mr_iid)
             project.next_pipeline_iid += 1
             self.state.pipelines[pipeline.id] = pipeline
-            self._plan_and_queue(pipeline)
+            if skipped:
+                self._finish(pipeline, "skipped", job_status=None)
+            else:
+                self._plan_and_queue(pipeline)
             return pipeline
 
     def retry(self, pipeline: Pipeline) -> None:
@@ -136,8 +176,10 @@ class PipelineRunner:
                                              pipeline.source, self._attempts[key], pipeline.id))
         if plan.outcome == "flaky":
             failing = self._attempts[key] <= plan.flaky_failures
-            plan = PipelinePlan("fail" if failing else "pass", plan.duration, plan.fail_when)
+            plan = PipelinePlan("fail" if failing else "pass", plan.duration, plan.fail_when,
+                                fail_at=plan.fail_at)
         self._plans[pipeline.id] = plan
+        self._timings[pipeline.id] = job_timings(plan)
         now = self.clock.now()
         pipeline.jobs = [Job(self.state.next_id("job"), pipeline.id, name, stage, now)
                          for name, stage, _, _ in JOB_LAYOUT]
@@ -167,7 +209,8 @@ class PipelineRunner:
         self._step(pipeline.id, generation, 0.0)  # first jobs start with the pipeline
         if plan.outcome == "never_finish":
             return
-        boundaries = sorted({t for _, _, start, end in JOB_LAYOUT for t in (start, end)} - {0.0})
+        timings = self._timings[pipeline.id]
+        boundaries = sorted({t for job in timings for t in (job.start, job.end)} - {0.0})
         for fraction in boundaries:
             self.clock.call_later(fraction * plan.duration,
                                   lambda f=fraction: self._step(pipeline.id, generation, f))
@@ -177,15 +220,18 @@ class PipelineRunner:
             pipeline = self.state.pipelines[pipeline_id]
             if pipeline.generation != generation or pipeline.status != "running":
                 return
-            plan = self._plans[pipeline_id]
-            failing_job = {"early": "lint", "late": "test"}[plan.fail_when] if plan.outcome == "fail" else None
-            for job, (_, _, start, end) in zip(pipeline.jobs, JOB_LAYOUT):
-                if end == fraction and job.status == "running":
-                    failed = job.name == failing_job
-                    self._set_job(pipeline, job, "failed" if failed else "success",
-                                  "script_failure" if failed else None)
-            for job, (_, _, start, _) in zip(pipeline.jobs, JOB_LAYOUT):
-                if start == fraction and job.status == "pending":
+            timings = self._timings[pipeline_id]
+            for job, timing in zip(pipeline.jobs, timings):
+                if timing.end == fraction and job.status == "running":
+                    self._set_job(pipeline, job, "failed" if timing.fails else "success",
+                                  "script_failure" if timing.fails else None)
+            failed_stages = [STAGES.index(j.stage) for j in pipeline.jobs if j.status == "failed"]
+            for job, timing in zip(pipeline.jobs, timings):
+                if job.status != "pending":
+                    continue
+                if failed_stages and STAGES.index(job.stage) > min(failed_stages):
+                    self._set_job(pipeline, job, "skipped")
+                elif timing.start == fraction:
                     self._set_job(pipeline, job, "running")
             if all(job.status in FINISHED for job in pipeline.jobs):
                 failed = any(job.status == "failed" for job in pipeline.jobs)

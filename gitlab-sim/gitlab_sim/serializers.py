@@ -46,7 +46,7 @@ def project(backend: Backend, proj: Project, viewer: User | None = None) -> JSON
         "namespace": {"id": group.id, "name": group.name, "path": group.path, "kind": "group",
                       "full_path": group.path, "parent_id": None,
                       "web_url": f"{backend.base_url}/groups/{group.path}"},
-        "default_branch": proj.default_branch, "visibility": "private", "archived": False,
+        "default_branch": proj.default_branch, "visibility": proj.visibility, "archived": False,
         "web_url": web_url, "http_url_to_repo": f"{web_url}.git",
         "ssh_url_to_repo": f"git@127.0.0.1:{proj.path_with_namespace}.git",
         "created_at": iso_time(proj.created_at), "last_activity_at": iso_time(proj.created_at),
@@ -75,6 +75,24 @@ def commit(backend: Backend, proj: Project, sha: str) -> JSON:
         "created_at": iso_time(info.committed_at), "parent_ids": list(info.parents),
         "web_url": f"{backend.web_url(proj)}/-/commit/{info.sha}",
     }
+
+
+def commit_detail(backend: Backend, proj: Project, sha: str) -> JSON:
+    """``GET /repository/commits/:sha``: the commit plus stats and its latest pipeline.
+    Like GitLab, no tree id: clients compare trees with git."""
+    numstat = backend.repo(proj).out("diff-tree", "--root", "--no-commit-id", "-r", "--numstat",
+                                     "-m", "--first-parent", sha)
+    counts = [line.split("\t")[:2] for line in numstat.splitlines() if line]
+    additions = sum(int(a) for a, _ in counts if a.isdigit())
+    deletions = sum(int(d) for _, d in counts if d.isdigit())
+    with backend.state.lock:
+        pipelines = [p for p in backend.state.pipelines.values()
+                     if p.project_id == proj.id and p.sha == sha]
+    last = max(pipelines, key=lambda p: p.id, default=None)
+    return {**commit(backend, proj, sha), "project_id": proj.id, "trailers": {},
+            "stats": {"additions": additions, "deletions": deletions, "total": additions + deletions},
+            "status": last.status if last else None,
+            "last_pipeline": pipeline_basic(backend, last) if last else None}
 
 
 def branch(backend: Backend, proj: Project, name: str, sha: str, viewer: User) -> JSON:

@@ -62,6 +62,7 @@ class Project:
     approvals_required: int = 0
     remove_source_branch_after_merge: bool = True
     merge_request_pipelines: bool = False  # also run a merge_request_event pipeline per MR push
+    visibility: str = "private"  # private | internal | public
     members: dict[int, int] = field(default_factory=dict)
     protected_branches: dict[str, ProtectedBranch] = field(default_factory=dict)
     next_mr_iid: int = 1

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from merge_assist.bot.dispatch import EventHandler
 from merge_assist.storage import Store, migrate
+from tests.helpers import webhook_payload
 
-NOTE = json.loads((Path(__file__).parent / "fixtures" / "note_on_merge_request.json").read_text())
+NOTE = webhook_payload("note_on_merge_request.json")
 
 
 class SlowCommands:
@@ -49,7 +49,7 @@ def handler(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(store.db)
     commands = SlowCommands()
-    handler = EventHandler(store, commands, NoLanes(), bot_user_id=lambda: None, on_config_changed=lambda pid: None,
+    handler = EventHandler(store, commands, NoLanes(), NoLanes(), bot_user_id=lambda: None, on_config_changed=lambda pid: None,
                            claim_seconds=30)
     return handler, commands
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from merge_assist.adapters.gitlab import endpoint_template
 from merge_assist.adapters.prometheus import LaneDepth, PrometheusMetrics
 from merge_assist.bot.observability import WorkerStatusServer, lane_depths
-from merge_assist.rules.metrics import METRIC_CALLS
+from merge_assist.rules.metrics import METRIC_CALLS, RecordingMetrics
 from merge_assist.rules.model import EntryState, Priority, QueueEntry
 
 
@@ -96,19 +96,13 @@ def test_worker_status_port_serves_metrics_health_and_readiness() -> None:
         server.server_close()
 
 
-def test_gitlab_calls_that_get_no_answer_are_counted_as_unreachable() -> None:
-    from merge_assist.adapters.gitlab import PythonGitlabAdapter
-    from merge_assist.rules import metrics as port
+def test_gitlab_calls_that_get_no_answer_are_counted_as_unreachable(recording: RecordingMetrics) -> None:
+    from merge_assist.adapters.gitlab import ATTEMPTS, PythonGitlabAdapter
     from merge_assist.rules.errors import TransientGitLabError
-    from merge_assist.rules.metrics import RecordingMetrics
     from tests.helpers import free_port
 
-    before, recording = port.installed(), RecordingMetrics()
-    port.install(recording)
-    try:
-        adapter = PythonGitlabAdapter(f"http://127.0.0.1:{free_port()}", "token", timeout=2.0)
-        with pytest.raises(TransientGitLabError):
-            adapter.get_merge_request(7, 3)
-    finally:
-        port.install(before)
-    assert recording.count("gitlab_call", "GET", "/projects/:project/merge_requests/:id", "unreachable") == 1
+    adapter = PythonGitlabAdapter(f"http://127.0.0.1:{free_port()}", "token", timeout=2.0)
+    with pytest.raises(TransientGitLabError):
+        adapter.get_merge_request(7, 3)
+    # Every try is a request of its own: a read is retried with bounded waits.
+    assert recording.count("gitlab_call", "GET", "/projects/:project/merge_requests/:id", "unreachable") == ATTEMPTS

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -11,13 +10,9 @@ from starlette.testclient import TestClient
 from merge_assist.bot.app import create_app
 from merge_assist.bot.runtime import Runtime
 from merge_assist.bot.settings import Secret, Settings
+from tests.helpers import webhook_payload
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "global-webhook-secret"
-
-
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / name).read_text())
 
 
 @pytest.fixture
@@ -26,7 +21,7 @@ def runtime_settings():
 
 
 def note(text: str = "/merge-assist merge") -> dict:
-    body = fixture("note_on_merge_request.json")
+    body = webhook_payload("note_on_merge_request.json")
     body["object_attributes"]["note"] = text
     return body
 
@@ -91,7 +86,7 @@ def test_ignored_events_get_2xx_and_are_not_queued(client, runtime, event, body)
     if body is None:
         body = note("Looks good to me")
     elif body == "running":
-        body = fixture("pipeline_event.json")
+        body = webhook_payload("pipeline_event.json")
         body["object_attributes"]["status"] = "running"
     response = post(client, body, event=event)
     assert response.status_code == 200 and response.json()["status"] == "ignored"
@@ -99,10 +94,10 @@ def test_ignored_events_get_2xx_and_are_not_queued(client, runtime, event, body)
 
 
 def test_relevant_ci_and_mr_events_are_queued(client, runtime):
-    pipeline = fixture("pipeline_event.json")
+    pipeline = webhook_payload("pipeline_event.json")
     pipeline["object_attributes"]["status"] = "success"
     assert post(client, pipeline, event="Pipeline Hook").json()["status"] == "queued"
-    assert post(client, fixture("merge_request_updated.json"), event="Merge Request Hook").json()["status"] == "queued"
+    assert post(client, webhook_payload("merge_request_updated.json"), event="Merge Request Hook").json()["status"] == "queued"
     assert runtime.queue.pending() == 2
 
 
@@ -143,10 +138,10 @@ def push(files: list[str], total: int | None = None, ref: str = "refs/heads/main
 
 @pytest.mark.parametrize("body, status", [
     (push([".merge-assist.yml"]), "queued"),
-    (push(["README.md"]), "ignored"),
-    (push(["README.md"], total=25), "queued"),
-    (push([".merge-assist.yml"], ref="refs/heads/feature"), "ignored"),
+    (push(["README.md"]), "queued"),  # a push to a lane's target moves the base of its train
+    (push(["README.md"], ref="refs/heads/merge-assist/train/main/3"), "ignored"),  # the bot's own cars
+    (push(["README.md"], ref="refs/tags/v1"), "ignored"),
 ])
-def test_pushes_matter_only_when_they_may_change_the_config(client, body, status):
+def test_pushes_matter_for_the_config_and_for_lane_targets(client, body, status):
     response = post(client, body, event="Push Hook")
     assert response.status_code == 200 and response.json()["status"] == status

@@ -24,6 +24,8 @@ from merge_assist.storage import Store, migrate
 from tests.helpers import cli, free_port, http_ok, start_cli, wait_for
 
 WEBHOOK_SECRET = "e2e-webhook-secret"
+PIPELINE_SECONDS = 600.0
+"""How long the pipelines of the tests run, on the simulator's virtual clock."""
 
 
 @dataclass
@@ -49,6 +51,11 @@ class World(Team):
     def pipelines_of(self, iid: int):  # type: ignore[no-untyped-def]
         mr = self.sim.merge_request(self.project, iid)
         return self.sim.pipelines(self.project, ref=mr.source_branch)
+
+
+def finish_pipelines(world: World) -> None:
+    """Let the running pipelines finish: move the simulator's virtual clock past their end."""
+    world.sim.clock.advance(PIPELINE_SECONDS + 60)
 
 
 def make_world(sim: Simulator, merge_method: str = "merge") -> World:
@@ -117,15 +124,17 @@ def production_env(sim: Simulator, world: World, database_url: str, redis_url: s
         "MERGE_ASSIST_REDIS_PREFIX": prefix, "MERGE_ASSIST_GITLAB_URL": sim.url,
         "MERGE_ASSIST_GITLAB_TOKEN": world.bot.token, "MERGE_ASSIST_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MERGE_ASSIST_RECHECK_SECONDS": "1", "MERGE_ASSIST_LEASE_SECONDS": "5",
-        "MERGE_ASSIST_QUEUE_RECLAIM_SECONDS": "1",
+        "MERGE_ASSIST_QUEUE_RECLAIM_SECONDS": "1", "MERGE_ASSIST_JWT_SECRET": "e2e-jwt-secret-" + "x" * 32,
     }
 
 
 def start_worker(bot: Bot, log_name: str = "worker.log", extra_env: dict[str, str] | None = None,
                  ) -> subprocess.Popen[bytes]:
     assert bot.workdir is not None
-    process = start_cli(["worker"], cwd=bot.workdir, env={**bot.env, **(extra_env or {})},
-                        log_path=bot.workdir / log_name)
+    env = {**bot.env, **(extra_env or {})}
+    # Crash tests run the worker through a test-only entry point that installs the failpoint.
+    module = "tests.e2e.failpoint_worker" if "MERGE_ASSIST_FAILPOINT" in env else "merge_assist.bot.cli"
+    process = start_cli(["worker"], cwd=bot.workdir, env=env, log_path=bot.workdir / log_name, module=module)
     bot.processes.append(process)
     return process
 

@@ -1,19 +1,13 @@
 """Helpers for the rules end-to-end tests: an embedded bot with an injected clock and extra
-plugins, a settable clock, the repo config file, notes, deliveries, metrics and installing the
-example plugin for real."""
+plugins, a settable clock, the repo config file, notes, deliveries and metrics."""
 
 from __future__ import annotations
 
-import importlib
 import re
-import shutil
-import subprocess
-import sys
 import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -23,11 +17,6 @@ from gitlab_sim import Simulator
 from merge_assist.rules.config import REPO_CONFIG_FILE
 from tests.e2e.harness import WEBHOOK_SECRET, Bot, World, bot_settings
 from tests.helpers import wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_PLUGIN = REPO / "examples" / "merge_assist_example_plugin"
-EXAMPLE_MODULE = "merge_assist_ticket_rule"
-
 
 class SettableClock:
     """`rules.ports.Clock` whose time only moves when a test sets it."""
@@ -115,25 +104,3 @@ def metric_samples(url: str, name: str) -> list[tuple[dict[str, str], float]]:
             labels = dict(_LABEL.findall(match["labels"] or ""))
             samples.append((labels, float(match["value"])))
     return samples
-
-
-@contextmanager
-def installed_example_plugin(work: Path) -> Iterator[Path]:
-    """pip-install the example plugin into a private folder and put that on sys.path, so that
-    `build_plugin_manager` finds its `merge_assist` entry point; undone on exit."""
-    source = shutil.copytree(EXAMPLE_PLUGIN, work / "example-source")  # builds must not litter the repo
-    target = work / "example-site"
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(source)],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, f"pip install of the example plugin failed:\n{result.stderr}"
-    sys.path.insert(0, str(target))
-    importlib.invalidate_caches()
-    try:
-        yield target
-    finally:
-        sys.path.remove(str(target))
-        sys.modules.pop(EXAMPLE_MODULE, None)
-        importlib.invalidate_caches()

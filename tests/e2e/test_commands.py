@@ -97,3 +97,22 @@ def test_retry_after_a_fixed_pipeline_merges(bot: Bot, world: World) -> None:
     assert world.state(iid) == "merged"
     entries = bot.entries(iid, world.project.id)
     assert [e.state for e in entries] == [EntryState.MERGED, EntryState.FAILED]
+
+
+def test_a_command_carried_out_again_after_a_crash_does_not_queue_the_mr_twice(bot: Bot, world: World) -> None:
+    """A worker killed after running `merge` but before marking the comment done: the comment is
+    delivered and run again; the MR must not get a second entry."""
+    from merge_assist.rules.model import Actor
+
+    iid = world.mr("again")
+    note_id = world.comment(iid, world.dev, "/merge-assist merge")
+    first = bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
+    commands = bot.server.runtime.commands  # type: ignore[union-attr]
+    actor = Actor(world.dev.id, world.dev.username, "gitlab")
+    again = commands.execute("merge", (), actor, world.project.id, iid, note_id, post_reply=False)
+    assert "already" in again.text
+    world.sim.clock.advance(700)
+    bot.wait_state(world, iid, EntryState.MERGED)
+    after = commands.execute("merge", (), actor, world.project.id, iid, note_id, post_reply=False)
+    assert "already carried out" in after.text
+    assert [e.id for e in bot.entries(iid, world.project.id)] == [first.id]

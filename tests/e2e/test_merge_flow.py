@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from gitlab_sim import PipelinePlan
 from merge_assist.rules.model import EntryState, LaneKey
-from tests.e2e.harness import Bot, World
+from tests.e2e.harness import PIPELINE_SECONDS, Bot, World, finish_pipelines
 from tests.helpers import wait_for
-
-PIPELINE = 600.0
-
-
-def finish_pipelines(world: World) -> None:
-    world.sim.clock.advance(PIPELINE + 60)
-
 
 def test_developer_command_merges_the_mr(bot: Bot, world: World) -> None:
     iid = world.mr("feature-a")
@@ -46,7 +39,7 @@ def test_reporter_is_refused_and_audited(bot: Bot, world: World) -> None:
 
 
 def test_three_mrs_merge_in_priority_order(bot: Bot, world: World) -> None:
-    world.sim.set_pipeline_plan(PipelinePlan(duration=PIPELINE))
+    world.sim.set_pipeline_plan(PipelinePlan(duration=PIPELINE_SECONDS))
     bot.store.queue.set_lane_paused(LaneKey(world.project.id, "main"), True)
     bot.store.users.grant(bot.store.users.ensure_gitlab_user("bob", world.maintainer.id).id, "priority_manager")
     low = world.mr("low")
@@ -70,7 +63,7 @@ def test_two_lanes_progress_independently(bot: Bot, world: World) -> None:
     world.sim.commit(world.project, "release", {"VERSION": "1\n"}, "Start release", world.maintainer)
     world.sim.protect_branch(world.project, "release", merge_access_level=30)
     world.sim.set_pipeline_plan(lambda request: PipelinePlan(
-        outcome="never_finish" if request.ref == "slow" else "pass", duration=PIPELINE))
+        outcome="never_finish" if request.ref == "slow" else "pass", duration=PIPELINE_SECONDS))
     slow = world.mr("slow", target="main")
     fast = world.mr("fast", target="release")
     world.comment(slow, world.dev, "/merge-assist merge")
@@ -103,7 +96,7 @@ def test_push_during_pipeline_wait_merges_the_new_sha(bot: Bot, world: World) ->
 
 
 def test_failed_pipeline_fails_with_a_comment(bot: Bot, world: World) -> None:
-    world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", fail_when="early", duration=PIPELINE))
+    world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", fail_when="early", duration=PIPELINE_SECONDS))
     iid = world.mr("broken")
     world.comment(iid, world.dev, "/merge-assist merge")
     bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
@@ -126,16 +119,16 @@ def test_duplicate_deliveries_act_once(bot: Bot, world: World) -> None:
     finish_pipelines(world)
     bot.wait_state(world, iid, EntryState.MERGED)
     assert len(bot.entries(iid, world.project.id)) == 1
-    commands = [a for a in bot.store.audit.entries(target=f"{world.project.id}!{iid}") if a.action == "command:merge"]
+    commands = [a for a in bot.store.audit.entries(target=f"{world.project.id}!{iid}") if a.action == "command:merge" and a.outcome == "ok"]
     assert len(commands) == 1
 
 
 def test_a_failed_job_fails_the_entry_before_its_pipeline_ends(bot: Bot, world: World) -> None:
-    world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", fail_when="early", duration=PIPELINE))
+    world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", fail_when="early", duration=PIPELINE_SECONDS))
     iid = world.mr("fails-early")
     world.comment(iid, world.dev, "/merge-assist merge")
     entry = bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
-    world.sim.clock.advance(PIPELINE * 0.6)
+    world.sim.clock.advance(PIPELINE_SECONDS * 0.6)
     failed = bot.wait_state(world, iid, EntryState.FAILED)
     assert "job `lint` failed" in failed.reason
     pipeline = next(p for p in world.pipelines_of(iid) if p.sha == entry.tested_sha)

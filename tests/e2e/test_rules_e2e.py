@@ -4,7 +4,6 @@ third-party plugin, and a plugin that crashes in every hook)."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import uuid
 from datetime import datetime
@@ -15,25 +14,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gitlab_sim import Simulator
-from merge_assist.rules.hookspecs import hookimpl
 from merge_assist.rules.model import EntryState, LaneKey
-from tests.e2e.harness import Bot, World
+from tests.e2e.harness import Bot, World, finish_pipelines
 from tests.e2e.rules_support import (
-    SettableClock, commit_config, installed_example_plugin, metric_samples, runtime_of, start_bot,
+    SettableClock, commit_config, metric_samples, runtime_of, start_bot,
     wait_merge_event_handled, wait_note,
 )
-from tests.helpers import wait_for
+from tests.helpers import RaisesEverywhere, wait_for
 
-PIPELINE = 600.0
 BERLIN = ZoneInfo("Europe/Berlin")
 ACTIVE = {EntryState.QUEUED, EntryState.REBASING, EntryState.WAITING_PIPELINE, EntryState.MERGING}
 
 BLOCKING_LABEL_CONFIG = 'rules:\n  labels: {blocking: ["do-not-merge"]}\n'
 FREEZE_CONFIG = ('rules:\n  freeze: {windows: ["Friday 13:00 - Monday 09:00"], timezone: "Europe/Berlin"}\n')
-
-
-def finish_pipelines(world: World) -> None:
-    world.sim.clock.advance(PIPELINE + 60)
 
 
 def audit_for(bot: Bot, world: World, iid: int):  # type: ignore[no-untyped-def]
@@ -169,93 +162,9 @@ def test_broken_repo_config_is_reported_and_the_last_valid_one_stays(
     assert sum("Configuration error" in n for n in world.notes(blocked)) == 1
 
 
-# -- 4. the example third-party plugin --------------------------------------------------------
-
-@pytest.mark.skipif(importlib.util.find_spec("wheel") is None,
-                    reason="building the example needs the `wheel` package next to setuptools<70.1")
-def test_example_plugin_rule_and_command_work_end_to_end(
-        sim: Simulator, world: World, tmp_path: Path, stop_bots: list[Bot]) -> None:
-    commit_config(world, 'rules:\n  ticket_reference: {pattern: "\\\\bJIRA-\\\\d+\\\\b"}\n')
-    with installed_example_plugin(tmp_path):
-        bot = start_bot(sim, world, tmp_path)
-        stop_bots.append(bot)
-        assert runtime_of(bot).engine.commands().get("ticket") is not None
-
-        # Its command answers on the MR.
-        good = world.mr("login", title="JIRA-7 Add login")
-        world.comment(good, world.reporter, "/merge-assist ticket")
-        assert "Ticket: JIRA-7" in wait_note(world, good, "Ticket:")
-
-        # Its rule refuses at enqueue, with the pattern from .merge-assist.yml.
-        other = world.mr("logout", title="ABC-123 Add logout")
-        world.comment(other, world.dev, "/merge-assist merge")
-        refusal = wait_note(world, other, "cannot queue")
-        assert "`ticket_reference`" in refusal and "references no ticket" in refusal
-        assert bot.entries(other, world.project.id) == []
-
-        # ... and at merge time: the ticket disappears from the title while the MR waits.
-        world.comment(good, world.dev, "/merge-assist merge")
-        bot.wait_state(world, good, EntryState.WAITING_PIPELINE)
-        world.sim.update_merge_request(world.project, good, world.dev, title="Add login")
-        failed = bot.wait_state(world, good, EntryState.FAILED)
-        assert "ticket_reference" in failed.reason
-        assert world.state(good) == "opened"
-
-        # Put back, it passes the rule and merges.
-        world.sim.update_merge_request(world.project, good, world.dev, title="JIRA-7 Add login")
-        world.comment(good, world.dev, "/merge-assist retry")
-        wait_for(lambda: any(e.state in ACTIVE for e in bot.entries(good, world.project.id)), message="requeued")
-        finish_pipelines(world)
-        wait_for(lambda: world.state(good) == "merged", message="!good merged")
-
+# -- 4. the example third-party plugin: tests/rules/test_example_plugin.py -------------------
 
 # -- 5. a plugin that raises in every hook ----------------------------------------------------
-
-class RaisesEverywhere:
-    """Implements every hook, and raises in each one."""
-
-    def __init__(self, name: str) -> None:
-        self.MERGE_ASSIST_NAME = name
-
-    def _boom(self, hook: str) -> None:
-        raise RuntimeError(f"{self.MERGE_ASSIST_NAME} always raises ({hook})")
-
-    @hookimpl
-    def merge_assist_describe_rule(self):  # type: ignore[no-untyped-def]
-        self._boom("describe_rule")
-
-    @hookimpl
-    def merge_assist_check_enqueue(self, context):  # type: ignore[no-untyped-def]
-        self._boom("check_enqueue")
-
-    @hookimpl
-    def merge_assist_check_merge(self, context):  # type: ignore[no-untyped-def]
-        self._boom("check_merge")
-
-    @hookimpl
-    def merge_assist_adjust_priority(self, context, requested):  # type: ignore[no-untyped-def]
-        self._boom("adjust_priority")
-
-    @hookimpl
-    def merge_assist_authorize(self, request):  # type: ignore[no-untyped-def]
-        self._boom("authorize")
-
-    @hookimpl
-    def merge_assist_register_commands(self):  # type: ignore[no-untyped-def]
-        self._boom("register_commands")
-
-    @hookimpl
-    def merge_assist_before_merge(self, context):  # type: ignore[no-untyped-def]
-        self._boom("before_merge")
-
-    @hookimpl
-    def merge_assist_after_merge(self, context, merge_commit_sha):  # type: ignore[no-untyped-def]
-        self._boom("after_merge")
-
-    @hookimpl
-    def merge_assist_merge_failed(self, context, reason):  # type: ignore[no-untyped-def]
-        self._boom("merge_failed")
-
 
 def test_a_plugin_raising_everywhere_does_not_stop_merges(
         sim: Simulator, world: World, tmp_path: Path, stop_bots: list[Bot]) -> None:

@@ -1,73 +1,54 @@
-"""Slack: a signed `/merge-assist merge <MR URL>` from a linked user merges the MR; the answer goes
-to the command's response_url. Unlinked users can only read; forged signatures get 401."""
+"""Slack end to end, on the GitLab simulator with a local fake of Slack (Web API and response_url):
+commands from linked and unlinked users, the queue, channel messages (merged, failed, stuck),
+self-service linking, a Slack outage, and the acknowledgement while GitLab is slow."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from merge_assist.bot.settings import Secret
-from merge_assist.bot.slack import parse_slack_text
 from gitlab_sim import Simulator
+from gitlab_sim.pipelines import PipelinePlan
+from merge_assist.bot.settings import Secret
 from merge_assist.rules.model import EntryState
+from merge_assist.storage.slack_links import SlackLinks
 from tests.e2e.harness import Bot, World, start_embedded
 from tests.helpers import wait_for
+from tests.slack_fake import FakeSlack
 
 SIGNING_SECRET = "slack-signing-secret"
-
-
-class Responses:
-    """A stand-in for Slack's response_url endpoint: records what the bot posts."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", 0))
-                outer.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/respond"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def texts(self) -> list[str]:
-        return [r.get("text", "") for r in self.received]
+CHANNEL = "#merges"
 
 
 @pytest.fixture
-def responses() -> Iterator[Responses]:
-    receiver = Responses()
-    yield receiver
-    receiver.server.shutdown()
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+def start_slack_bot(sim: Simulator, world: World, tmp_path: Path, slack: FakeSlack, **overrides: Any) -> Bot:
+    return start_embedded(sim, world, f"sqlite:///{tmp_path / 'bot.db'}", slack_signing_secret=Secret(SIGNING_SECRET),
+                          slack_bot_token=Secret("xoxb-test"), slack_api_url=slack.api_url,
+                          slack_response_origins=(slack.origin,), slack_channel=CHANNEL, **overrides)
 
 
 @pytest.fixture
-def slack_bot(sim: Simulator, world: World, tmp_path: Path) -> Iterator[Bot]:
-    bot = start_embedded(sim, world, f"sqlite:///{tmp_path / 'bot.db'}",
-                         slack_signing_secret=Secret(SIGNING_SECRET))
+def slack_bot(sim: Simulator, world: World, tmp_path: Path, slack: FakeSlack) -> Iterator[Bot]:
+    bot = start_slack_bot(sim, world, tmp_path, slack)
     yield bot
     bot.stop()
 
 
 def slash_command(bot: Bot, text: str, user_id: str, response_url: str, secret: str = SIGNING_SECRET,
-                  timestamp: int | None = None) -> httpx.Response:
+                  timestamp: int | None = None, timeout: float = 10.0) -> httpx.Response:
     body = urlencode({
         "token": "deprecated", "team_id": "T1", "team_domain": "acme", "channel_id": "C1",
         "channel_name": "dev", "user_id": user_id, "user_name": "someone", "command": "/merge-assist",
@@ -75,7 +56,7 @@ def slash_command(bot: Bot, text: str, user_id: str, response_url: str, secret: 
     })
     ts = str(timestamp or int(time.time()))
     signature = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return httpx.post(f"{bot.url}/slack/events", content=body, headers={
+    return httpx.post(f"{bot.url}/slack/events", content=body, timeout=timeout, headers={
         "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": signature})
 
@@ -84,44 +65,163 @@ def mr_url(world: World, iid: int) -> str:
     return f"{world.sim.url}/{world.project.path_with_namespace}/-/merge_requests/{iid}"
 
 
-def test_linked_slack_user_merges_an_mr(slack_bot: Bot, world: World, responses: Responses) -> None:
-    slack_bot.store.users.link_slack("alice", "U-ALICE", world.dev.id)
+def link(bot: Bot, world: World, slack_user: str = "U-ALICE") -> None:
+    SlackLinks(bot.store.db).link(slack_user, world.dev.id, world.dev.username)
+
+
+def answered(slack: FakeSlack, fragment: str) -> str:
+    return wait_for(lambda: next((t for t in slack.response_texts() if fragment in t), None),  # type: ignore[no-any-return]
+                    message=f"a Slack answer containing {fragment!r}")
+
+
+def test_linked_user_merges_by_url_and_the_channel_hears(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    link(slack_bot, world)
     iid = world.mr("from-slack")
-    answer = slash_command(slack_bot, f"merge <{mr_url(world, iid)}>", "U-ALICE", responses.url)
-    assert answer.status_code == 200 and "On it" in answer.text
+    ack = slash_command(slack_bot, f"merge <{mr_url(world, iid)}|!{iid}>", "U-ALICE", slack.response_url)
+    assert ack.status_code == 200 and "On it" in ack.json()["text"]
     entry = slack_bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
     assert entry.requested_by == "alice"
-    wait_for(lambda: any("Queued with priority normal" in t for t in responses.texts()), message="Slack answer")
+    answered(slack, "Queued with priority normal")
     world.sim.clock.advance(700)
     slack_bot.wait_state(world, iid, EntryState.MERGED)
+    merged = wait_for(lambda: slack.channel_texts(CHANNEL), message="channel message")
+    assert f"{world.project.path_with_namespace}!{iid}" in merged[0] and "Merged" in merged[0]
     audit = slack_bot.store.audit.entries(target=f"{world.project.id}!{iid}", action="enqueue")
-    assert audit and audit[0].channel == "slack"
+    assert audit and audit[0].channel == "slack" and audit[0].actor == "alice"
 
 
-def test_unlinked_slack_user_can_only_read(slack_bot: Bot, world: World, responses: Responses) -> None:
+def test_unlinked_user_can_only_read(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
     iid = world.mr("unlinked")
-    refused = slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-NOBODY", responses.url)
-    assert refused.status_code == 200 and "not linked" in refused.text
-    status = slash_command(slack_bot, f"status {mr_url(world, iid)}", "U-NOBODY", responses.url)
-    assert status.status_code == 200
-    wait_for(lambda: any("pipeline" in t for t in responses.texts()), message="status answer")
+    refused = slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-NOBODY", slack.response_url)
+    assert refused.status_code == 200 and "not linked" in refused.json()["text"]
+    helped = slash_command(slack_bot, "help", "U-NOBODY", slack.response_url)
+    assert "queue" in helped.json()["text"]
+    # The project is private: an unlinked user learns nothing about its merge requests.
+    slash_command(slack_bot, f"status {world.project.path_with_namespace}!{iid}", "U-NOBODY", slack.response_url)
+    answer = answered(slack, "cannot find the project")
+    assert "public" in answer and "pipeline" not in answer
     assert slack_bot.entry(iid, world.project.id) is None
 
 
+def test_status_of_a_public_project_for_an_unlinked_user(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    world.project.visibility = "public"
+    iid = world.mr("public")
+    slash_command(slack_bot, f"status {mr_url(world, iid)}", "U-NOBODY", slack.response_url)
+    answered(slack, "pipeline")
+
+
+def test_queue_shows_positions(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    link(slack_bot, world)
+    first, second = world.mr("first"), world.mr("second")
+    for iid in (first, second):
+        slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", slack.response_url)
+        slack_bot.wait_state(world, iid, EntryState.WAITING_PIPELINE if iid == first else EntryState.QUEUED)
+    slash_command(slack_bot, f"queue {world.project.path_with_namespace} main", "U-ALICE", slack.response_url)
+    listing = answered(slack, "→ `main`")
+    assert f"1. !{first} `waiting_pipeline`" in listing and f"2. !{second} `queued`" in listing
+
+
+def test_pause_needs_maintainer_and_resume_wakes_the_lane(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    link(slack_bot, world)
+    SlackLinks(slack_bot.store.db).link("U-BOB", world.maintainer.id, world.maintainer.username)
+    path = world.project.path_with_namespace
+    slash_command(slack_bot, f"pause {path} main", "U-ALICE", slack.response_url)
+    answered(slack, "needs Maintainer access")
+    slash_command(slack_bot, f"pause {path} main", "U-BOB", slack.response_url)
+    answered(slack, "Paused `main`")
+    from merge_assist.rules.model import LaneKey
+
+    assert slack_bot.store.queue.lane_paused(LaneKey(world.project.id, "main"))
+
+
+def test_failed_pipeline_and_stuck_entry_reach_the_channel(sim: Simulator, world: World, tmp_path: Path,
+                                                          slack: FakeSlack) -> None:
+    bot = start_slack_bot(sim, world, tmp_path, slack, slack_stuck_minutes=0.02)
+    try:
+        link(bot, world)
+        stuck = world.mr("stuck")
+        slash_command(bot, f"merge {mr_url(world, stuck)}", "U-ALICE", slack.response_url)
+        bot.wait_state(world, stuck, EntryState.WAITING_PIPELINE)
+        wait_for(lambda: any("no progress" in t and f"!{stuck}" in t for t in slack.channel_texts(CHANNEL)),
+                 message="stuck message")
+        world.sim.clock.advance(700)
+        bot.wait_state(world, stuck, EntryState.MERGED)
+        world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", fail_when="early", duration=600))
+        broken = world.mr("broken")
+        slash_command(bot, f"merge {mr_url(world, broken)}", "U-ALICE", slack.response_url)
+        bot.wait_state(world, broken, EntryState.WAITING_PIPELINE)
+        world.sim.clock.advance(700)
+        bot.wait_state(world, broken, EntryState.FAILED)
+        failed = wait_for(lambda: next((t for t in slack.channel_texts(CHANNEL) if "Could not merge" in t), None),
+                          message="failure message")
+        assert f"!{broken}" in failed and "/-/pipelines/" in failed
+    finally:
+        bot.stop()
+
+
+def test_linking_with_the_one_time_code(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    links = SlackLinks(slack_bot.store.db)
+    iid = world.mr("linking")
+    ack = slash_command(slack_bot, "link alice", "U-ALICE", slack.response_url).json()["text"]
+    code = ack.split("/merge-assist link ", 1)[1].split("`", 1)[0]
+    # Someone else posting alice's code, or alice posting a forged one, links nothing.
+    world.comment(iid, world.maintainer, f"/merge-assist link {code}")
+    forged = code.rsplit(".", 1)[0] + ".AAAAAAAAAAAAAAAAAAAAAAAA"
+    world.comment(iid, world.dev, f"/merge-assist link {forged}")
+    wait_for(lambda: sum("not valid" in n for n in world.notes(iid)) == 2, message="two refusals")
+    assert links.by_slack("U-ALICE") is None
+    world.comment(iid, world.dev, f"/merge-assist link {code}")
+    linked = wait_for(lambda: links.by_slack("U-ALICE"), message="the link")
+    assert linked.gitlab_user_id == world.dev.id
+    wait_for(lambda: slack.channel_texts("U-ALICE"), message="a direct message confirming the link")
+    assert slack_bot.store.audit.entries(action="slack:link")
+    slash_command(slack_bot, "unlink", "U-ALICE", slack.response_url)
+    assert links.by_slack("U-ALICE") is None
+
+
+@pytest.mark.parametrize("mode", ["error", "hang"])
+def test_a_slack_outage_delays_no_merge(slack_bot: Bot, world: World, slack: FakeSlack, mode: str) -> None:
+    slack.mode = mode
+    link(slack_bot, world)
+    first, second = world.mr("outage-1"), world.mr("outage-2")
+    for iid in (first, second):
+        slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", slack.response_url)
+    slack_bot.wait_state(world, first, EntryState.WAITING_PIPELINE)
+
+    def both_merged() -> bool:
+        world.sim.clock.advance(100)
+        return all(world.state(iid) == "merged" for iid in (first, second))
+
+    # Within the usual wait, though every Slack message meanwhile fails or hangs.
+    wait_for(both_merged, timeout=20, interval=0.2, message="both merges")
+    assert slack.attempts >= 1 and slack.messages == []
+
+
+def test_acknowledgement_while_gitlab_is_slow(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    link(slack_bot, world)
+    iid = world.mr("slow-gitlab")
+    world.sim.backend.response_delay = 5.0
+    started = time.perf_counter()
+    # Slack gives up after 3 seconds; the client does the same here.
+    ack = slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", slack.response_url, timeout=3.0)
+    print(f"acknowledged in {time.perf_counter() - started:.3f}s with every GitLab answer delayed by 5s")
+    assert ack.status_code == 200 and "On it" in ack.json()["text"]
+    world.sim.backend.response_delay = 0.0
+    answered(slack, "Queued")
+
+
 @pytest.mark.parametrize("secret, age", [("forged-secret", 0), (SIGNING_SECRET, 600)])
-def test_forged_or_replayed_requests_are_rejected(slack_bot: Bot, world: World, responses: Responses,
+def test_forged_or_replayed_requests_are_rejected(slack_bot: Bot, world: World, slack: FakeSlack,
                                                   secret: str, age: int) -> None:
-    answer = slash_command(slack_bot, f"merge {mr_url(world, 1)}", "U-ALICE", responses.url, secret=secret,
+    answer = slash_command(slack_bot, f"merge {mr_url(world, 1)}", "U-ALICE", slack.response_url, secret=secret,
                            timestamp=int(time.time()) - age)
     assert answer.status_code == 401
     assert slack_bot.store.queue.all_entries() == []
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("merge https://gitlab.example.com/acme/app/-/merge_requests/7", ("merge", "acme/app", 7)),
-    ("merge --priority high <https://gl.example.com/a/b/c/-/merge_requests/12|!12>", ("merge --priority high", "a/b/c", 12)),
-    ("https://gl.example.com/a/b/-/merge_requests/3", ("status", "a/b", 3)),
-    ("merge", None),
-])
-def test_parse_slack_text(text: str, expected: tuple | None) -> None:
-    assert parse_slack_text(text) == expected
+def test_response_url_outside_slack_is_refused(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    link(slack_bot, world)
+    iid = world.mr("evil")
+    answer = slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", "https://attacker.example/x")
+    assert answer.status_code == 400
+    assert slack_bot.entry(iid, world.project.id) is None

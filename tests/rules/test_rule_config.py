@@ -30,7 +30,8 @@ def test_layers_later_wins_option_by_option(engine):
     assert result.effective["freeze"]["timezone"] == "UTC"
     assert result.effective["target_branch"]["patterns"] == ["*"]  # built-in default
     assert "discussions" not in result.enabled and "approvals" in result.enabled
-    assert result.settings == {"merge": {"squash": None}}
+    assert result.settings == {"merge": {"squash": None, "mode": "serial", "pipeline_limit": 4, "min_batch": 2,
+                                         "max_batch": 4, "flaky_retries": 0}}
     assert result.error is None
 
 
@@ -51,6 +52,9 @@ def test_the_documented_example_file_is_valid(engine):
     ("rules: {freeze: {timezone: Mars/Olympus}}", "rules.freeze.timezone", "unknown time zone"),
     ("rules: {target_branch: {patterns: ['']}}", "rules.target_branch.patterns[0]", "must not be empty"),
     ("rules: {pause: 3}", "rules.pause", "expected a mapping of options"),
+    ("merge: {mode: trian}", "merge.mode", "expected one of: serial, train"),
+    ("merge: {pipeline_limit: 0}", "merge.pipeline_limit", "expected a whole number from 1 to 50"),
+    ("merge: {min_batch: 5, max_batch: 2}", "merge.min_batch", "must not be larger than max_batch"),
     ("merge: {squash: maybe}", "merge.squash", "expected true, false or null"),
     ("merge: {fast: true}", "merge.fast", "unknown setting"),
     ("rulez: {}", "rulez", "unknown key; expected one of: rules, merge"),

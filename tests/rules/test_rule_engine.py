@@ -6,37 +6,16 @@ import logging
 import types
 
 from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply
-from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
-from merge_assist.rules.model import Actor, Approvals, Outcome, Priority, Verdict
+from merge_assist.rules.hookspecs import AuthDecision, RuleDescription, hookimpl
+from merge_assist.rules.model import Approvals, Outcome, Priority, Verdict
+from tests.helpers import ALICE, FakeServices, RaisesEverywhere, auth_request
 
-ALICE = Actor(gitlab_user_id=1, username="alice")
-
-
-def _boom(self, *args, **kwargs):
-    raise RuntimeError("boom")
-
-
-class Exploding:
-    """Raises in every hook (its rule description aside, so it has a rule name)."""
-
-    MERGE_ASSIST_NAME = "exploding"
-
-    @hookimpl
-    def merge_assist_describe_rule(self):
-        return RuleDescription("exploding", "Explodes.")
-
-    merge_assist_check_enqueue = merge_assist_check_merge = merge_assist_adjust_priority = hookimpl(_boom)
-    merge_assist_authorize = merge_assist_register_commands = merge_assist_before_merge = _boom
-    merge_assist_after_merge = merge_assist_merge_failed = _boom
-
-
-def auth_request(**fields) -> AuthRequest:
-    defaults = dict(command="merge", actor=ALICE, project_id=7, mr_iid=42, target_branch="main", access_level=30)
-    return AuthRequest(**{**defaults, **fields})
+def exploding() -> RaisesEverywhere:
+    return RaisesEverywhere("exploding", describes=True)
 
 
 def test_a_plugin_raising_in_every_hook_does_not_stop_other_rules(make_engine, make_context, metrics, caplog):
-    engine = make_engine(Exploding())
+    engine = make_engine(exploding())
     caplog.set_level(logging.ERROR, logger="merge_assist.rules")
     ready = make_context()
 
@@ -60,7 +39,7 @@ def test_a_plugin_raising_in_every_hook_does_not_stop_other_rules(make_engine, m
 
 
 def test_on_error_hold_turns_a_crash_into_wait(make_engine, make_context):
-    engine = make_engine(Exploding())
+    engine = make_engine(exploding())
     decision = engine.check_merge(make_context(), {"exploding": {"on_error": "hold"}})
     assert decision.outcome is Outcome.WAIT
     assert decision.blocking == (Verdict.wait("exploding", "rule exploding failed: RuntimeError"),)
@@ -110,39 +89,12 @@ def test_disabled_builtin_rule_is_skipped(engine, make_context):
     assert "approvals" not in {verdict.rule for verdict in decision.verdicts}
 
 
-class FakeServices:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def enqueue(self, priority):
-        self.calls.append(("enqueue", priority))
-        return f"queued at {priority.label}"
-
-    def cancel(self):
-        self.calls.append(("cancel",))
-        return "cancelled"
-
-    def set_priority(self, priority):
-        self.calls.append(("set_priority", priority))
-        return f"priority {priority.label}"
-
-    def retry(self):
-        self.calls.append(("retry",))
-        return "retrying"
-
-    def status(self):
-        return "status table"
-
-    def help(self):
-        return "help text"
-
-
 def invocation(name: str, *args: str, services=None) -> CommandInvocation:
     return CommandInvocation(name, args, ALICE, 7, 42, None, services or FakeServices())
 
 
 def test_run_command_answers_unknown_commands_and_handler_crashes(engine, make_engine, metrics):
-    assert engine.run_command(invocation("merge", "-p", "high")) == CommandReply("queued at high")
+    assert engine.run_command(invocation("merge", "-p", "high")) == CommandReply("enqueue high")
     unknown = engine.run_command(invocation("merg"))
     assert not unknown.ok and "/merge-assist help" in unknown.text
 

@@ -8,12 +8,10 @@ from pathlib import Path
 
 from merge_assist.rules import hookspecs
 from merge_assist.rules.commands import CommandInvocation, CommandReply, CommandSpec
-from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription, hookimpl
+from merge_assist.rules.hookspecs import AuthDecision, RuleDescription, hookimpl
 from merge_assist.plugins import draft
-from merge_assist.rules.model import Actor, CommandHelp, Outcome, Priority, Verdict
-
-ALICE = Actor(gitlab_user_id=1, username="alice")
-
+from merge_assist.rules.model import CommandHelp, Outcome, Priority, Verdict
+from tests.helpers import auth_request
 
 def hook_names() -> list[str]:
     return [
@@ -52,7 +50,7 @@ class Described:
 def test_merge_assist_describe_rule(make_engine):
     engine = make_engine(Described())
     names = [description.name for description in engine.describe_rules()]
-    assert names[-1] == "described" and "approvals" in names
+    assert names[0] == "described" and "approvals" in names  # installed plugins are asked first
     assert engine.default_options()["described"] == {"enabled": True, "on_error": "ignore", "level": 3}
     assert engine.default_options()["approvals"]["on_error"] == "hold"
 
@@ -128,12 +126,6 @@ class DeniesFridays:
     @hookimpl
     def merge_assist_authorize(self, request):
         return AuthDecision.deny("not on Fridays") if self.deny else None
-
-
-def auth_request(**fields) -> AuthRequest:
-    defaults = dict(command="merge", actor=ALICE, project_id=7, mr_iid=42, target_branch="main",
-                    access_level=30)
-    return AuthRequest(**{**defaults, **fields})
 
 
 def test_merge_assist_authorize(make_engine):

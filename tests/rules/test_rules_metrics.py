@@ -8,15 +8,6 @@ from merge_assist.rules import metrics as port
 from merge_assist.rules.metrics import METRICS, METRIC_CALLS, RecordingMetrics
 
 
-@pytest.fixture
-def recording() -> RecordingMetrics:
-    before = port.installed()
-    recording = RecordingMetrics()
-    port.install(recording)
-    yield recording
-    port.install(before)
-
-
 def test_calls_bound_at_import_time_reach_the_installed_implementation(recording: RecordingMetrics) -> None:
     merged = METRICS.merged  # callers may keep the bound method
     merged("queue")

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @dataclass
@@ -97,10 +96,6 @@ def shape_differences(expected: Any, actual: Any, path: str = "$") -> tuple[list
             mismatches += sub_mismatches
             missing += [m for m in sub_missing if m not in missing] if index == 0 else []
     return mismatches, missing
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
 
 
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,9 @@ from gitlab_sim import PipelinePlan, Simulator
 from gitlab_sim.hook_payloads import merge_request_payload, note_payload, pipeline_payload
 
 from .conftest import World
-from .helpers import Receiver, api, fixture, shape_differences
+from tests.helpers import webhook_payload
+
+from .helpers import Receiver, api, shape_differences
 
 # Keys of the documented examples the simulator does not produce (no milestones,
 # time tracking edits, cross-project pipelines or environments in the simulator).
@@ -96,7 +98,7 @@ def test_job_hook_for_early_failure_arrives_before_pipeline_ends(world: World) -
 
 
 def assert_shape_matches(name: str, payload: dict[str, object]) -> None:
-    mismatches, missing = shape_differences(fixture(name), payload)
+    mismatches, missing = shape_differences(webhook_payload(name), payload)
     assert mismatches == []
     assert set(missing) == OMITTED[name], f"unexpected omissions: {set(missing) ^ OMITTED[name]}"
 

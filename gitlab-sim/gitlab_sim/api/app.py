@@ -10,7 +10,9 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ..backend import Backend
+from ..faults import FaultInjector, FaultMiddleware
 from ..git_http import git_endpoint
+from .delay import ResponseDelayMiddleware
 from . import merge_requests as mrs
 from . import pipelines as pipes
 from . import projects as proj
@@ -82,10 +84,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", P + "/jobs/{job_id:int}", pipes.get_job),
 ]
 
-def build_app(backend: Backend) -> Starlette:
+def build_app(backend: Backend, faults: FaultInjector | None = None) -> Starlette:
     routes: list[Any] = [Route(path, endpoint(backend, handler), methods=[method])
                          for method, path, handler in ROUTES]
     routes.append(Route("/{repo:path}.git/{service:path}", git_endpoint, methods=["GET", "POST"]))
-    app = Starlette(routes=routes, middleware=[Middleware(SimMiddleware, backend=backend)])
+    middleware = [Middleware(SimMiddleware, backend=backend), Middleware(ResponseDelayMiddleware, backend=backend)]
+    if faults is not None:
+        middleware.append(Middleware(FaultMiddleware, faults=faults))
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.backend = backend
     return app

@@ -174,7 +174,7 @@ def get_commit(ctx: ApiContext) -> Any:
     sha = ctx.backend.branch_head(project, ctx.path["sha"]) or ctx.backend.repo(project).resolve(ctx.path["sha"])
     if sha is None:
         raise not_found("Commit")
-    return ser.commit(ctx.backend, project, sha)
+    return ser.commit_detail(ctx.backend, project, sha)
 
 
 def _file(ctx: ApiContext) -> tuple[bytes, str]:

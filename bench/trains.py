@@ -1,0 +1,207 @@
+"""Merge trains against the GitLab simulator on a virtual clock: time to merge, pipelines, API cost.
+
+The real bot (embedded: SQLite, in-process queue, real git for the cars) runs against the
+simulator; the simulator's clock only moves when this driver advances it, in steps of D/20, and
+after each step the driver waits until the bot has handled everything (webhooks delivered, its
+queue idle). CI is the simulator's tree CI (gitlab_sim.TreeCI): a tree holding a bad MR fails, at a
+uniform 0.2-1.0 D; flaky pipelines fail at random; the simulator runs at most N pipelines at once.
+
+Workload (issue 10): MRs arriving one every 0.25 D, each bad with probability p. Figures per mode:
+mean and p90 time from the command to the merge in pipeline durations D, pipelines the queue
+waited for per merged MR (train: its cars; serial: the MRs' own pipelines), GitLab API requests
+per merged MR (every request with the bot's token), good MRs merged and bad MRs kept out.
+
+    python bench/trains.py                 # the issue's rows (a few minutes)
+    python bench/trains.py --quick         # fewer MRs, the base row only
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gitlab_sim import SimClock, Simulator, TreeCI, WebhookSettings  # noqa: E402
+from gitlab_sim.sample import Team, make_team  # noqa: E402
+
+D = 600.0  # one pipeline, in simulated seconds
+STEP = D / 20
+WEBHOOK_SECRET = "bench-trains-secret"
+
+
+@dataclass(frozen=True)
+class Workload:
+    label: str
+    mrs: int = 80
+    gap: float = 0.25
+    p_bad: float = 0.1
+    runners: int = 4
+    flaky: float = 0.0
+    flaky_retries: int = 0
+    seed: int = 1
+
+
+@dataclass
+class Result:
+    workload: Workload
+    mode: str
+    ttm: list[float]
+    pipelines: int
+    api_requests: int
+    merged: int
+    bad_merged: int
+    good_not_merged: int
+    real_seconds: float
+
+    def row(self) -> str:
+        mean = statistics.fmean(self.ttm) if self.ttm else float("nan")
+        p90 = sorted(self.ttm)[int(0.9 * (len(self.ttm) - 1))] if self.ttm else float("nan")
+        per = max(self.merged, 1)
+        return (f"| {self.workload.label} | {self.mode} | {mean:.2f} | {p90:.2f} | {self.pipelines / per:.2f} | "
+                f"{self.api_requests / per:.1f} | {self.merged} | {self.bad_merged} | {self.good_not_merged} | "
+                f"{self.real_seconds:.0f} |")
+
+
+def config(mode: str, workload: Workload) -> str:
+    return (f"merge:\n  mode: {mode}\n  pipeline_limit: {workload.runners}\n  flaky_retries: {workload.flaky_retries}\n"
+            "rules:\n  approvals: false\n")
+
+
+def start_bot(team: Team, workdir: Path) -> tuple[object, object]:
+    from merge_assist.bot.embedded import BackgroundServer
+    from merge_assist.bot.runtime import Runtime
+    from merge_assist.bot.settings import Secret, Settings
+
+    settings = Settings(database_url=f"sqlite:///{workdir / 'bot.db'}", gitlab_url=team.sim.url,
+                        gitlab_token=Secret(team.bot.token), webhook_secret=Secret(WEBHOOK_SECRET),
+                        recheck_seconds=3600.0, lease_seconds=60.0, git_cache_dir=workdir / "git", workers=2)
+    runtime = Runtime.build(settings, run_workers=True)
+    server = BackgroundServer(runtime).start()
+    team.sim.add_hook(team.project, f"{server.url}/webhooks/gitlab", WEBHOOK_SECRET)
+    return runtime, server
+
+
+def settle(sim: Simulator, runtime: object, timeout: float = 10.0) -> None:
+    """Until every webhook is delivered and the bot's queue has been idle for a moment."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        sim.wait_for_deliveries(timeout=2.0)
+        quiet = quiet + 1 if runtime.queue.idle() else 0  # type: ignore[attr-defined]
+        time.sleep(0.01)
+
+
+def run(workload: Workload, mode: str) -> Result:
+    started = time.monotonic()
+    rng = random.Random(workload.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-trains-") as tmp:
+        root = Path(tmp)
+        sim = Simulator(root / "sim", SimClock.virtual_clock(), rebase_delay=0.0,
+                        webhook_settings=WebhookSettings(backoff=0.02, timeout=5.0)).start()
+        try:
+            team = make_team(sim, merge_method="merge",
+                             files={"README.md": "bench\n", ".merge-assist.yml": config(mode, workload)})
+            ci = TreeCI(sim, duration=D, fail_at=(0.2, 1.0), flaky_rate=workload.flaky, seed=workload.seed)
+            sim.set_pipeline_plan(ci)
+            sim.set_runner_capacity(workload.runners)
+            runtime, server = start_bot(team, root)
+            try:
+                return drive(workload, mode, team, runtime, rng, started)
+            finally:
+                server.stop()  # type: ignore[attr-defined]
+                runtime.stop()  # type: ignore[attr-defined]
+        finally:
+            sim.stop()
+
+
+def drive(workload: Workload, mode: str, team: Team, runtime: object, rng: random.Random, started: float) -> Result:
+    sim, project = team.sim, team.project
+    start = sim.clock.now()
+    arrivals = [start + index * workload.gap * D for index in range(workload.mrs)]
+    bad: set[int] = set()
+    commanded: dict[int, float] = {}
+    skip = " [skip ci]" if mode == "train" else ""  # in a train the cars test; the MR's own CI ran earlier
+    requests_before = len([r for r in sim.request_log("api") if r.user_id == team.bot.id])
+    pipelines_before = {p.id for p in sim.pipelines(project)}
+    deadline = start + (workload.mrs * workload.gap + 40 * workload.mrs * (1 if mode == "serial" else 0.1) + 20) * D
+    while sim.clock.now() < deadline:
+        while arrivals and arrivals[0] <= sim.clock.now():
+            arrivals.pop(0)
+            index = len(commanded)
+            is_bad = rng.random() < workload.p_bad
+            content = "BROKEN\n" if is_bad else f"change {index}\n"
+            sim.commit(project, f"mr-{index}", {f"src/change{index}.txt": content}, f"Change {index}{skip}", team.dev)
+            mr = sim.create_merge_request(project, f"mr-{index}", author=team.dev, title=f"Change {index}")
+            if is_bad:
+                bad.add(mr.iid)
+            sim.post_note(project, mr.iid, team.dev, "/merge-assist merge")
+            commanded[mr.iid] = sim.clock.now()
+            settle(sim, runtime)
+        settle(sim, runtime)
+        if not arrivals and all(_done(sim, project, iid, runtime) for iid in commanded):
+            break
+        sim.clock.advance(STEP)
+    merged = {iid: sim.merge_request(project, iid) for iid in commanded}
+    ttm = [((mr.merged_at or 0.0) - commanded[iid]) / D for iid, mr in merged.items()
+           if mr.state == "merged" and iid not in bad]
+    if mode == "train":
+        waited = [p for p in sim.pipelines(project) if p.id not in pipelines_before and p.ref.startswith("merge-assist/")]
+    else:
+        waited = [p for p in sim.pipelines(project) if p.id not in pipelines_before and p.ref.startswith("mr-")]
+    requests = len([r for r in sim.request_log("api") if r.user_id == team.bot.id]) - requests_before
+    landed = [iid for iid, mr in merged.items() if mr.state == "merged"]
+    return Result(workload, mode, ttm, len([p for p in waited if p.status != "skipped"]), requests, len(landed),
+                  len([iid for iid in landed if iid in bad]),
+                  len([iid for iid in commanded if iid not in bad and iid not in landed]), time.monotonic() - started)
+
+
+def _done(sim: Simulator, project: object, iid: int, runtime: object) -> bool:
+    entry = runtime.store.queue.latest_entry_for(project.id, iid)  # type: ignore[attr-defined]
+    return entry is not None and entry.state.is_final
+
+
+WORKLOADS = [
+    Workload("base: p(bad) 0.1, 4 runners"),
+    Workload("5 % flaky, 1 re-test", flaky=0.05, flaky_retries=1),
+    Workload("p(bad) 0.02", p_bad=0.02),
+    Workload("p(bad) 0.3", p_bad=0.3),
+    Workload("2 runners", runners=2),
+    Workload("8 runners", runners=8),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20 MRs, base workload only")
+    parser.add_argument("--mrs", type=int, default=None)
+    parser.add_argument("--serial-mrs", type=int, default=20,
+                        help="serial mode lands one MR per D: a smaller workload keeps it to minutes")
+    args = parser.parse_args(argv)
+    workloads = WORKLOADS[:1] if args.quick else WORKLOADS
+    size = args.mrs or (20 if args.quick else 80)
+    print(f"D = one pipeline; MRs every 0.25 D; virtual clock stepped by D/20; merge method: merge commit")
+    print("| workload | mode | mean D | p90 D | pipelines/merged MR | API requests/merged MR | merged | bad merged |"
+          " good not merged | real s |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for index, workload in enumerate(workloads):
+        sized = Workload(**{**workload.__dict__, "mrs": size})
+        print(run(sized, "train").row(), flush=True)
+        if index == 0:
+            serial = Workload(**{**workload.__dict__, "mrs": min(size, args.serial_mrs),
+                                 "label": f"{workload.label} ({min(size, args.serial_mrs)} MRs)"})
+            print(run(serial, "serial").row(), flush=True)
+    print("targets (train, base): mean <= 1.4 D, p90 <= 2.0 D, <= 0.9 pipelines per merged MR; "
+          "5 % flaky: mean <= 1.6 D at <= 1.05 pipelines")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

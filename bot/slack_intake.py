@@ -1,0 +1,92 @@
+"""Taking a slash command: what can be answered at once (help, link, unlink, mistakes) is answered;
+everything else is queued for the workers. No GitLab call happens here, so the acknowledgement
+stays within Slack's 3 seconds however slow GitLab is."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from merge_assist.bot.slack_commands import LANE_COMMANDS, MR_COMMANDS, SlackCommandEvent
+from merge_assist.bot.slack_link import CODE_TTL_SECONDS, LinkCodes
+from merge_assist.bot.slack_text import SlashProblem, is_project_path, parse_slash_text
+from merge_assist.rules.model import Actor
+from merge_assist.rules.ports import AuditLog
+from merge_assist.storage.slack_links import SlackLinks
+
+if TYPE_CHECKING:
+    from merge_assist.bot.runtime import Runtime
+
+USERNAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+HELP = """*Merge Assist in Slack* (name a merge request by its URL or as `group/project!iid`):
+• `/merge-assist merge <MR> [--priority low|normal|high|urgent]`, `cancel <MR>`, `priority <MR> <level>`, `retry <MR>`: as on the merge request, with your GitLab rights
+• `/merge-assist status <MR>`: every rule's verdict and the MR's place in the queue
+• `/merge-assist queue [group/project] [branch]`: the lanes in merge order, with state, reason and age
+• `/merge-assist pause|resume <group/project> [branch]`: for Maintainers and the admin or project_owner role
+• `/merge-assist link <your GitLab username>`: link your Slack account (then comment the code on a merge request); `/merge-assist unlink`
+Unlinked Slack users can only read (`status`, `queue`, `help`) and only public projects."""
+
+
+class Publisher(Protocol):
+    def publish(self, event: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class SlackIntake:
+    gitlab_url: str | None
+    links: SlackLinks
+    codes: LinkCodes | None
+    audit: AuditLog
+    queue: Publisher
+
+    @classmethod
+    def for_runtime(cls, runtime: "Runtime") -> "SlackIntake":
+        settings = runtime.settings
+        codes = LinkCodes(settings.slack_signing_secret.reveal()) if settings.slack_signing_secret else None
+        return cls(settings.gitlab_url, SlackLinks(runtime.store.db), codes, runtime.store.audit, runtime.queue)
+
+    def accept(self, slack_user_id: str, text: str, response_url: str | None) -> str:
+        """The immediate answer to one command; queues the work when there is some."""
+        request = parse_slash_text(text, self.gitlab_url)
+        if isinstance(request, SlashProblem):
+            return request.message
+        if request.name == "help":
+            return HELP
+        user = self.links.by_slack(slack_user_id)
+        actor = Actor(user.gitlab_user_id if user else None,
+                      (user.gitlab_username if user else None) or f"slack:{slack_user_id}", "slack")
+        if request.name == "link":
+            return self._issue_code(slack_user_id, request.args, actor)
+        if request.name == "unlink":
+            removed = self.links.unlink(slack_user_id)
+            self.audit.record(actor, "slack:unlink", f"slack:{slack_user_id}", "ok" if removed else "noop")
+            return "Your Slack account is no longer linked." if removed else "Your Slack account was not linked."
+        if request.name not in MR_COMMANDS | LANE_COMMANDS:
+            return f"I don't know the command `{request.name[:40]}`.\n\n{HELP}"
+        if user is None and request.name not in ("status", "queue"):
+            return ("Your Slack account is not linked to a GitLab user, so you can only read (`status`, `queue`, "
+                    "`help`). Link it with `/merge-assist link <your GitLab username>`.")
+        target = request.target
+        event = SlackCommandEvent(
+            command=request.name, args=request.args, slack_user_id=slack_user_id,
+            gitlab_user_id=user.gitlab_user_id if user else None, gitlab_username=user.gitlab_username if user else None,
+            project_path=target.project_path if target else None, mr_iid=target.iid if target else None,
+            response_url=response_url, received_at=time.time(),
+        ).to_event()
+        self.queue.publish({**event, "event_id": f"slack:{uuid.uuid4().hex[:16]}"})  # ties the worker's logs to it
+        return f"On it: `{request.name}`" + (f" for {target}." if target else ".")
+
+    def _issue_code(self, slack_user_id: str, args: tuple[str, ...], actor: Actor) -> str:
+        if self.codes is None:
+            return "Linking is not available: Slack is not configured on this bot."
+        username = args[0].lstrip("@") if len(args) == 1 else ""
+        if not username or len(username) > 255 or not all(c in USERNAME_CHARACTERS for c in username) \
+                or is_project_path(username):
+            return "Usage: `/merge-assist link <your GitLab username>`"
+        code = self.codes.issue(slack_user_id, username)
+        self.audit.record(actor, "slack:link-code", f"slack:{slack_user_id}", "ok", f"for GitLab user {username}")
+        return (f"To link your Slack account to GitLab user `{username}`, comment this on any merge request of a "
+                f"project this bot manages, as `{username}`, within {CODE_TTL_SECONDS // 60} minutes:\n"
+                f"`/merge-assist link {code}`")

@@ -1,0 +1,170 @@
+"""Slack channel messages: merged, failed (reason and pipeline link), and stuck (no progress for a while).
+
+`SlackNotifications` is an ordinary plugin: it implements the notification hooks and describes the
+`slack` options (`rules.slack.channel` in `.merge-assist.yml` or the project settings), so the
+channel is validated like any rule option. `StuckWatch` is the periodic check for stuck entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Protocol
+
+from merge_assist.rules.errors import GitLabError
+from merge_assist.rules.hookspecs import OptionError, RuleDescription, hookimpl
+from merge_assist.rules.model import Project, QueueEntry, RuleContext
+from merge_assist.rules.ports import GitLabPort
+
+log = logging.getLogger("merge_assist.slack.notify")
+RULE = "slack"
+NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+class Sender(Protocol):
+    def send(self, channel: str, text: str) -> None: ...
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn control characters, so that titles and reasons cannot inject links or mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_channel(value: str) -> bool:
+    """`#name` or a channel id such as `C0123456789`."""
+    if value.startswith("#"):
+        return 1 < len(value) <= 81 and all(c in NAME_CHARACTERS for c in value[1:])
+    return 8 <= len(value) <= 20 and value[0] in "CG" and all(c in ID_CHARACTERS for c in value)
+
+
+def validate_options(options: Mapping[str, Any]) -> None:
+    channel = options.get("channel", "")
+    if channel and not is_channel(str(channel)):
+        raise OptionError("channel", "expected `#channel-name` or a channel id such as C0123456789")
+
+
+def mr_link(project: Project | None, project_id: int, iid: int, web_url: str = "") -> str:
+    label = f"{project.path if project else project_id}!{iid}"
+    return f"<{web_url}|{escape(label)}>" if web_url else escape(label)
+
+
+def pipeline_url(context: RuleContext) -> str:
+    head = context.merge_request.head_pipeline
+    entry = context.entry
+    if entry is not None and entry.pipeline_id and context.project.web_url:
+        return f"{context.project.web_url}/-/pipelines/{entry.pipeline_id}"
+    return head.web_url if head is not None else ""
+
+
+class SlackNotifications:
+    """Posts to the project's channel (else the server's default channel) through `sender`."""
+
+    MERGE_ASSIST_NAME = RULE
+
+    def __init__(self, sender: Sender | None, default_channel: str | None) -> None:
+        self._sender = sender
+        self._default = default_channel or ""
+
+    def channel(self, options: Mapping[str, Any]) -> str:
+        return str(options.get("channel") or self._default)
+
+    @hookimpl
+    def merge_assist_describe_rule(self) -> RuleDescription:
+        return RuleDescription(
+            RULE, "Not a check: where Slack messages about merged, failed and stuck merge requests go.",
+            defaults={"channel": ""},
+            option_help={"channel": "Slack channel (`#name` or id) for this project; empty: the server's default"},
+            validate=validate_options,
+        )
+
+    @hookimpl
+    def merge_assist_after_merge(self, context: RuleContext, merge_commit_sha: str | None) -> None:
+        mr = context.merge_request
+        self._post(context.options, f":white_check_mark: Merged "
+                   f"{mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
+                   f"({escape(mr.title)}) into `{escape(mr.target_branch)}`.")
+
+    @hookimpl
+    def merge_assist_merge_failed(self, context: RuleContext, reason: str) -> None:
+        mr = context.merge_request
+        pipeline = pipeline_url(context)
+        self._post(context.options, f":x: Could not merge {mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
+                   f"({escape(mr.title)}): {escape(reason)}" + (f"\nPipeline: <{pipeline}>" if pipeline else ""))
+
+    def _post(self, options: Mapping[str, Any], text: str) -> None:
+        channel = self.channel(options)
+        if self._sender is not None and channel:
+            self._sender.send(channel, text)
+
+
+class StuckEntries(Protocol):
+    def all_entries(self, *, active_only: bool = False, limit: int = 500) -> list[QueueEntry]: ...
+
+
+class StuckWatch:
+    """Every `interval` seconds, tells each project's channel about entries without progress for
+    `stuck_seconds`, once per entry and state (`first_time` is shared by every process)."""
+
+    def __init__(self, notifications: SlackNotifications, sender: Sender, entries: StuckEntries,
+                 gitlab: GitLabPort, options_for: Callable[[Project], Mapping[str, Mapping[str, Any]]],
+                 first_time: Callable[[str], bool], stuck_seconds: float) -> None:
+        self._notifications = notifications
+        self._sender = sender
+        self._entries = entries
+        self._gitlab = gitlab
+        self._options_for = options_for
+        self._first_time = first_time
+        self._stuck_seconds = stuck_seconds
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        interval = min(max(self._stuck_seconds / 4, 0.2), 60.0)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, args=(interval,), name="merge-assist-slack-stuck",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _loop(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.exception("stuck check failed")
+
+    def check(self, now: datetime | None = None) -> int:
+        now = now or datetime.now(timezone.utc)
+        told = 0
+        for entry in self._entries.all_entries(active_only=True):
+            if (now - entry.updated_at).total_seconds() < self._stuck_seconds:
+                continue
+            if self._tell(entry, now):
+                told += 1
+        return told
+
+    def _tell(self, entry: QueueEntry, now: datetime) -> bool:
+        try:
+            project = self._gitlab.get_project(entry.project_id)
+            options = self._options_for(project).get(RULE, {})
+        except GitLabError as exc:
+            log.info("stuck check: cannot read project %s: %s", entry.project_id, exc)
+            return False
+        channel = self._notifications.channel(options)
+        if not channel or options.get("enabled") is False:
+            return False
+        if not self._first_time(f"slack-stuck:{entry.id}:{entry.state.value}:{entry.updated_at.isoformat()}"):
+            return False
+        minutes = int((now - entry.updated_at).total_seconds() // 60)
+        web_url = f"{project.web_url}/-/merge_requests/{entry.mr_iid}" if project.web_url else ""
+        reason = f" ({escape(entry.reason)})" if entry.reason else ""
+        self._sender.send(channel, f":hourglass: {mr_link(project, entry.project_id, entry.mr_iid, web_url)} has made "
+                          f"no progress for {minutes} min: `{entry.state.value}`{reason}.")
+        return True
