@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,6 +49,27 @@ class Workload:
     seed: int = 1
 
 
+def merge_results(results: list["Result"]) -> "Result":
+    """Seeds pooled into one row: means of per-seed figures, like the discrete-event model."""
+    first = results[0]
+    pooled = Result(first.workload, first.mode, [], 0, 0, 0, 0, 0, 0.0)
+    for result in results:
+        pooled.ttm += result.ttm
+        pooled.pipelines += result.pipelines
+        pooled.api_requests += result.api_requests
+        pooled.merged += result.merged
+        pooled.bad_merged += result.bad_merged
+        pooled.good_not_merged += result.good_not_merged
+        pooled.real_seconds += result.real_seconds
+    pooled.seeds = len(results)
+    pooled.per_seed = [(statistics.fmean(r.ttm) if r.ttm else float("nan"), _p90(r.ttm)) for r in results]
+    return pooled
+
+
+def _p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * (len(values) - 1))] if values else float("nan")
+
+
 @dataclass
 class Result:
     workload: Workload
@@ -60,12 +81,18 @@ class Result:
     bad_merged: int
     good_not_merged: int
     real_seconds: float
+    seeds: int = 1
+    per_seed: list[tuple[float, float]] = field(default_factory=list)
 
     def row(self) -> str:
-        mean = statistics.fmean(self.ttm) if self.ttm else float("nan")
-        p90 = sorted(self.ttm)[int(0.9 * (len(self.ttm) - 1))] if self.ttm else float("nan")
+        if self.per_seed:  # the mean over seeds of each seed's mean and p90
+            mean = statistics.fmean(m for m, _ in self.per_seed)
+            p90 = statistics.fmean(p for _, p in self.per_seed)
+        else:
+            mean = statistics.fmean(self.ttm) if self.ttm else float("nan")
+            p90 = _p90(self.ttm)
         per = max(self.merged, 1)
-        return (f"| {self.workload.label} | {self.mode} | {mean:.2f} | {p90:.2f} | {self.pipelines / per:.2f} | "
+        return (f"| {self.workload.label} | {self.mode} | {self.seeds} | {mean:.2f} | {p90:.2f} | {self.pipelines / per:.2f} | "
                 f"{self.api_requests / per:.1f} | {self.merged} | {self.bad_merged} | {self.good_not_merged} | "
                 f"{self.real_seconds:.0f} |")
 
@@ -107,7 +134,9 @@ def run(workload: Workload, mode: str) -> Result:
         sim = Simulator(root / "sim", SimClock.virtual_clock(), rebase_delay=0.0,
                         webhook_settings=WebhookSettings(backoff=0.02, timeout=5.0)).start()
         try:
-            team = make_team(sim, merge_method="merge",
+            # Serial mode tests each MR on top of the target only when it rebases (ff); in a merge-commit
+            # project it would land untested combinations, which is what trains are for.
+            team = make_team(sim, merge_method="ff" if mode == "serial" else "merge",
                              files={"README.md": "bench\n", ".merge-assist.yml": config(mode, workload)})
             ci = TreeCI(sim, duration=D, fail_at=(0.2, 1.0), flaky_rate=workload.flaky, seed=workload.seed)
             sim.set_pipeline_plan(ci)
@@ -182,18 +211,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 MRs, base workload only")
     parser.add_argument("--mrs", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=3, help="runs per train row (figures are means over seeds)")
     parser.add_argument("--serial-mrs", type=int, default=20,
                         help="serial mode lands one MR per D: a smaller workload keeps it to minutes")
     args = parser.parse_args(argv)
     workloads = WORKLOADS[:1] if args.quick else WORKLOADS
     size = args.mrs or (20 if args.quick else 80)
-    print(f"D = one pipeline; MRs every 0.25 D; virtual clock stepped by D/20; merge method: merge commit")
-    print("| workload | mode | mean D | p90 D | pipelines/merged MR | API requests/merged MR | merged | bad merged |"
-          " good not merged | real s |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("D = one pipeline; MRs every 0.25 D; virtual clock stepped by D/20; "
+          "train: merge-commit project; serial: fast-forward project (rebase, test, merge one at a time)")
+    print("| workload | mode | seeds | mean D | p90 D | pipelines/merged MR | API requests/merged MR | merged |"
+          " bad merged | good not merged | real s |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for index, workload in enumerate(workloads):
-        sized = Workload(**{**workload.__dict__, "mrs": size})
-        print(run(sized, "train").row(), flush=True)
+        seeds = args.seeds if index < 2 else 1  # the base and flaky rows are averaged over seeds
+        runs = [run(Workload(**{**workload.__dict__, "mrs": size, "seed": seed}), "train")
+                for seed in range(1, seeds + 1)]
+        print(merge_results(runs).row(), flush=True)
         if index == 0:
             serial = Workload(**{**workload.__dict__, "mrs": min(size, args.serial_mrs),
                                  "label": f"{workload.label} ({min(size, args.serial_mrs)} MRs)"})

@@ -6,6 +6,7 @@ those users, and prints the queue as it drains, together with what the bot says 
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
 import tempfile
@@ -15,10 +16,10 @@ from pathlib import Path
 from merge_assist.bot.embedded import BackgroundServer
 from merge_assist.bot.runtime import Runtime
 from merge_assist.bot.settings import Secret, Settings
-from gitlab_sim import PipelinePlan, PipelineRequest, SimClock, Simulator
+from gitlab_sim import SimClock, Simulator, TreeCI
 from gitlab_sim.sample import Team, make_team
 from gitlab_sim.state import User
-from merge_assist.rules.model import QueueEntry
+from merge_assist.rules.model import LaneKey, QueueEntry
 
 SIM_SCALE = 60.0  # one real second is one simulated minute
 PIPELINE_SECONDS = 240.0  # simulated: four seconds of real time
@@ -33,35 +34,41 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _pipeline_plan(request: PipelineRequest) -> PipelinePlan:
-    if request.ref == "refactor-cart":
-        return PipelinePlan(outcome="fail", fail_when="late", duration=PIPELINE_SECONDS)
-    return PipelinePlan(duration=PIPELINE_SECONDS)
+TRAIN_CONFIG = "merge:\n  mode: train\n  pipeline_limit: 3\n  min_batch: 2\n  max_batch: 3\n"
 
 
 def build_world(root: Path) -> Team:
+    """The shop project runs a merge train; its CI fails any tree that holds a `BROKEN` line, so
+    the broken refactoring is real: every car carrying it fails, and it is found and removed."""
     sim = Simulator(root, SimClock.real_time(scale=SIM_SCALE)).start()
-    sim.set_pipeline_plan(_pipeline_plan)
-    return make_team(sim, "acme/shop", files={"README.md": "# shop\n", "cart.py": "ITEMS = []\n"})
+    sim.set_pipeline_plan(TreeCI(sim, duration=PIPELINE_SECONDS, fail_at=(0.3, 0.6), seed=1))
+    return make_team(sim, "acme/shop", files={"README.md": "# shop\n", "cart.py": "ITEMS = []\n",
+                                              ".merge-assist.yml": TRAIN_CONFIG})
 
 
 MERGE_REQUESTS = (
-    ("checkout-button", "alice", "Add a checkout button"),
-    ("payment-rounding", "bob", "Fix payment rounding (hotfix)"),
-    ("docs-typo", "rita", "Fix a typo in the docs"),
-    ("refactor-cart", "alice", "Refactor the cart"),
-    ("footer", "alice", "Tweak the footer"),
+    ("checkout-button", "alice", "Add a checkout button", "button\n"),
+    ("payment-rounding", "bob", "Fix payment rounding (hotfix)", "rounding\n"),
+    ("docs-typo", "rita", "Fix a typo in the docs", "typo\n"),
+    ("refactor-cart", "alice", "Refactor the cart", "BROKEN\n"),
+    ("search-box", "alice", "Add a search box", "search\n"),
+    ("logo", "bob", "New logo", "logo\n"),
+    ("sitemap", "alice", "Add a sitemap", "sitemap\n"),
+    ("footer", "alice", "Tweak the footer", "footer\n"),
 )
 COMMANDS = (
     ("checkout-button", "alice", "/merge-assist merge"),
     ("docs-typo", "rita", "/merge-assist merge"),
     ("refactor-cart", "alice", "/merge-assist merge"),
+    ("search-box", "alice", "/merge-assist merge"),
+    ("logo", "bob", "/merge-assist merge"),
     ("payment-rounding", "bob", "/merge-assist merge --priority urgent"),
+    ("sitemap", "alice", "/merge-assist merge"),
     ("footer", "alice", "/merge-assist merj"),
     ("footer", "alice", "/merge-assist merge --priority low"),
 )
 
-EXPECTED_ENTRIES = 4  # every MR but rita's, whose command is refused
+EXPECTED_ENTRIES = 7  # every MR but rita's, whose command is refused
 
 
 class Narrator:
@@ -73,6 +80,7 @@ class Narrator:
         self.started = time.monotonic()
         self.seen_states: dict[int, tuple[str, str]] = {}
         self.seen_notes: set[int] = set()
+        self.seen_cars: dict[int, str] = {}
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:5.1f}s] {text}", flush=True)
@@ -86,6 +94,7 @@ class Narrator:
                 reason = f" ({entry.reason})" if entry.reason else ""
                 self.say(f"queue  !{entry.mr_iid} {self.branch_of.get(entry.mr_iid, '')}: "
                          f"{entry.state.value} [{entry.priority.label}]{reason}")
+        self._cars(entries)
         sim = self.team.sim
         with sim.state.lock:
             notes = [(n.id, n.mr_id, n.body) for n in sim.state.notes.values()
@@ -96,6 +105,18 @@ class Narrator:
             first = body.strip().splitlines()[0] if body.strip() else ""
             self.say(f"bot    on !{iid_of.get(mr_id)}: {first[:110]}")
         return entries
+
+
+    def _cars(self, entries: list[QueueEntry]) -> None:
+        iid_of = {entry.id: entry.mr_iid for entry in entries}
+        lane = LaneKey(self.team.project.id, self.team.project.default_branch)
+        for record in self.runtime.store.cars.lane_cars(lane):
+            car = record.car
+            if self.seen_cars.get(car.car_id) != car.status.value:
+                self.seen_cars[car.car_id] = car.status.value
+                riders = ", ".join(f"!{iid_of.get(e, e)}" for e in car.entry_ids)
+                kind = "side car" if car.side else "car"
+                self.say(f"train  {kind} {car.car_id} [{riders}]: {car.status.value}")
 
 
 def _person(team: Team, username: str) -> User:
@@ -109,6 +130,7 @@ def _api_requests_by(team: Team) -> int:
 def run_demo(port: int = 8080, keep_running: bool = True) -> int:
     root = Path(tempfile.mkdtemp(prefix="merge-assist-demo-"))
     print("Merge Assist demo: embedded mode (SQLite + in-process queue) against a GitLab simulator")
+    logging.getLogger("merge_assist.train").setLevel(logging.WARNING)  # the narrator tells the train's story
     team = build_world(root / "gitlab")
     secret = secrets.token_urlsafe(16)
     settings = Settings(database_url=f"sqlite:///{root / 'merge-assist.db'}", gitlab_url=team.sim.url,
@@ -140,9 +162,9 @@ def run_demo(port: int = 8080, keep_running: bool = True) -> int:
 def _play(team: Team, runtime: Runtime, server: BackgroundServer, keep_running: bool) -> int:
     sim, project = team.sim, team.project
     iids = {}
-    for branch, author, title in MERGE_REQUESTS:
+    for branch, author, title, content in MERGE_REQUESTS:
         mr = sim.create_merge_request(project, branch, title=title, author=_person(team, author),
-                                      files={f"{branch}.txt": f"{title}\n"})
+                                      files={f"{branch}.txt": content})
         iids[branch] = mr.iid
     narrator = Narrator(team, runtime, iids)
     for branch, author, text in COMMANDS:
@@ -150,7 +172,7 @@ def _play(team: Team, runtime: Runtime, server: BackgroundServer, keep_running: 
         sim.post_note(project, iids[branch], _person(team, author), text)
         time.sleep(0.4)
         narrator.poll()
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         entries = narrator.poll()
         if len(entries) >= EXPECTED_ENTRIES and all(e.state.is_final for e in entries):

@@ -73,6 +73,7 @@ class Runtime:
     worker: Worker | None = None
     handler: EventHandler | None = None
     config: ProjectConfig | None = None
+    feedback: Feedback | None = None
     slack: SlackServices | None = None
     commands: CommandService | None = None  # the admin API's priority and cancel go through it
     _started: bool = field(default=False, repr=False)
@@ -102,6 +103,7 @@ class Runtime:
         limiter: NoteLimiter = (NoteRateLimiter() if settings.is_embedded
                                 else RedisNoteLimiter(settings.redis_url or "", settings.redis_prefix))
         feedback = Feedback(gitlab, limiter)
+        self.feedback = feedback
         self.config = ProjectConfig(gitlab, self.engine, store.projects, feedback,
                                     load_server_config(settings.server_config_file))
         queue_store: Any = store.queue
@@ -163,6 +165,8 @@ class Runtime:
             self.webhook_auth.stop()
             if self.worker is not None:
                 self.worker.stop()
+            if self.feedback is not None:
+                self.feedback.outbox.stop()  # held-back notes die with the process, as documented
             if self.slack is not None:
                 self.slack.stop()
             self._started = False

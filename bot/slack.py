@@ -47,7 +47,6 @@ class SlashCommand:
     """The fields of a slash command the bot uses, validated."""
 
     user_id: str
-    user_name: str
     text: str
     response_url: str | None
 
@@ -57,6 +56,8 @@ class SlashCommand:
             values = form.get(name) or []
             if len(values) > 1 or (required and not values):
                 raise BadRequest(400, f"expected one `{name}`")
+            if values and "\x00" in values[0]:  # Slack never sends it; the databases refuse it
+                raise BadRequest(400, f"`{name}` holds a NUL character")
             return values[0] if values else None
 
         user_id = one("user_id") or ""
@@ -65,7 +66,7 @@ class SlashCommand:
         text = one("text", required=False) or ""
         if len(text) > MAX_TEXT_CHARS:
             raise BadRequest(400, "`text` is too long")
-        return cls(user_id, (one("user_name", required=False) or "")[:255], text, one("response_url", required=False))
+        return cls(user_id, text, one("response_url", required=False))
 
 
 async def capped_body(request: Request) -> bytes:
@@ -140,7 +141,8 @@ def slack_routes(runtime: "Runtime") -> list[BaseRoute]:
         except BadRequest as problem:
             return JSONResponse({"error": str(problem)}, status_code=problem.status)
         try:
-            text = await run_in_threadpool(intake.accept, command.user_id, command.text, command.response_url)
+            text = await run_in_threadpool(intake.accept, command.user_id, command.text, command.response_url,
+                                           request.headers.get("x-slack-signature", ""))
         except Exception:  # noqa: BLE001 - a signed request is answered, whatever broke behind it
             log.exception("taking a Slack command failed")
             text = "Sorry, I cannot take commands right now; try again in a minute."

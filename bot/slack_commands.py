@@ -24,13 +24,16 @@ from merge_assist.storage import Store
 
 log = logging.getLogger("merge_assist.slack")
 EVENT_KIND = "slack"
-MR_COMMANDS = frozenset({"merge", "cancel", "priority", "retry", "status"})
 LANE_COMMANDS = frozenset({"queue", "pause", "resume"})
-READ_ONLY = frozenset({"status", "queue", "help"})
+NOT_ON_MERGE_REQUESTS = frozenset({"help", "link"})  # answered by the web face itself
 ACCESS_MAINTAINER = 40
 PAUSE_ROLES = frozenset({"admin", "project_owner"})
 MAX_LANES_SHOWN = 20
 MAX_ENTRIES_SHOWN = 15
+
+
+NOT_LINKED = ("Your Slack account is not linked to a GitLab user, so you can only read (`status`, `queue`, "
+              "`help`). Link it with `/merge-assist link <your GitLab username>`.")
 
 
 class SlackRefusal(Exception):
@@ -57,9 +60,25 @@ class SlackCommandEvent:
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> "SlackCommandEvent":
-        values: dict[str, Any] = {name: event.get(name) for name in cls.__dataclass_fields__}
-        values["args"] = tuple(str(arg) for arg in event.get("args") or ())
-        return cls(**values)
+        """Raises TypeError or ValueError for an event that is not one (a poison message)."""
+        def text(name: str) -> str | None:
+            value = event.get(name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(name)
+            return value
+
+        def number(name: str) -> int | None:
+            value = event.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise TypeError(name)
+            return value
+
+        received_at = event.get("received_at")
+        return cls(command=str(text("command") or ""), args=tuple(str(arg) for arg in event.get("args") or ()),
+                   slack_user_id=str(text("slack_user_id") or ""), gitlab_user_id=number("gitlab_user_id"),
+                   gitlab_username=text("gitlab_username"), project_path=text("project_path"),
+                   mr_iid=number("mr_iid"), response_url=text("response_url"),
+                   received_at=float(received_at) if isinstance(received_at, (int, float)) else None)
 
     @property
     def actor(self) -> Actor:
@@ -96,7 +115,7 @@ class SlackCommandRunner:
             text = self.run(command)
         except SlackRefusal as refusal:
             text = str(refusal)
-            target = f"{command.project_path}!{command.mr_iid}" if command.mr_iid else str(command.project_path)
+            target = f"{command.project_path}!{command.mr_iid}" if command.mr_iid else " ".join(command.args)[:200]
             self._store.audit.record(command.actor, f"slack:{command.command}", target, "refused", text[:500])
         except GitLabError as exc:
             log.warning("Slack command %s: GitLab error %s", command.command, type(exc).__name__)
@@ -104,19 +123,19 @@ class SlackCommandRunner:
         except Exception:
             log.exception("Slack command %s for %s failed", command.command, command.slack_user_id)
             text = f"`{command.command}` failed; the admins can see the log."
-        self._responder.respond(command.response_url, text, command.received_at)
+        self._responder.respond(command.response_url, text, command.received_at, command.slack_user_id)
 
     def run(self, command: SlackCommandEvent) -> str:
-        if command.gitlab_user_id is None and command.command not in READ_ONLY:
-            raise SlackRefusal("Your Slack account is not linked to a GitLab user, so you can only read "
-                               "(`status`, `queue`, `help`). Link it with `/merge-assist link <your GitLab username>`.")
-        if command.command in MR_COMMANDS:
-            return self._merge_request_command(command)
         if command.command == "queue":
             return self._queue_listing(command)
         if command.command in ("pause", "resume"):
+            if command.gitlab_user_id is None:
+                raise SlackRefusal(NOT_LINKED)
             return self._pause(command, paused=command.command == "pause")
-        raise SlackRefusal(f"I don't know the command `{command.command}`; try `/merge-assist help`.")
+        if command.command in NOT_ON_MERGE_REQUESTS:
+            raise SlackRefusal(f"`{command.command}` does not take a merge request here; try `/merge-assist help`.")
+        # Any command a plugin offers (merge, status, ...): the command layer authorizes it.
+        return self._merge_request_command(command)
 
     # -- merge request commands, through the shared command layer -----------------------------
 

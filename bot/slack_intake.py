@@ -7,11 +7,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-from merge_assist.bot.slack_commands import LANE_COMMANDS, MR_COMMANDS, SlackCommandEvent
+from merge_assist.bot.slack_commands import LANE_COMMANDS, NOT_LINKED, NOT_ON_MERGE_REQUESTS, SlackCommandEvent
 from merge_assist.bot.slack_link import CODE_TTL_SECONDS, LinkCodes
 from merge_assist.bot.slack_text import SlashProblem, is_project_path, parse_slash_text
+from merge_assist.rules.commands import CommandSpec
 from merge_assist.rules.model import Actor
 from merge_assist.rules.ports import AuditLog
 from merge_assist.storage.slack_links import SlackLinks
@@ -20,9 +21,7 @@ if TYPE_CHECKING:
     from merge_assist.bot.runtime import Runtime
 
 USERNAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-HELP = """*Merge Assist in Slack* (name a merge request by its URL or as `group/project!iid`):
-• `/merge-assist merge <MR> [--priority low|normal|high|urgent]`, `cancel <MR>`, `priority <MR> <level>`, `retry <MR>`: as on the merge request, with your GitLab rights
-• `/merge-assist status <MR>`: every rule's verdict and the MR's place in the queue
+HELP = """*Merge Assist in Slack*: `/merge-assist <command> <MR>` runs a merge request command as on the merge request, with your GitLab rights; name the MR by its URL or as `group/project!iid`.
 • `/merge-assist queue [group/project] [branch]`: the lanes in merge order, with state, reason and age
 • `/merge-assist pause|resume <group/project> [branch]`: for Maintainers and the admin or project_owner role
 • `/merge-assist link <your GitLab username>`: link your Slack account (then comment the code on a merge request); `/merge-assist unlink`
@@ -40,20 +39,34 @@ class SlackIntake:
     codes: LinkCodes | None
     audit: AuditLog
     queue: Publisher
+    commands: Callable[[], Mapping[str, CommandSpec]]
+    first_time: Callable[[str], bool]
 
     @classmethod
     def for_runtime(cls, runtime: "Runtime") -> "SlackIntake":
         settings = runtime.settings
         codes = LinkCodes(settings.slack_signing_secret.reveal()) if settings.slack_signing_secret else None
-        return cls(settings.gitlab_url, SlackLinks(runtime.store.db), codes, runtime.store.audit, runtime.queue)
+        return cls(settings.gitlab_url, SlackLinks(runtime.store.db), codes, runtime.store.audit, runtime.queue,
+                   runtime.engine.commands, lambda key: runtime.store.deliveries.first_time(key, "slack"))
 
-    def accept(self, slack_user_id: str, text: str, response_url: str | None) -> str:
-        """The immediate answer to one command; queues the work when there is some."""
+    def help(self) -> str:
+        """The Slack commands, then the merge request commands the installed plugins offer."""
+        offered = [f"• `{name}`: {spec.help.summary} ({spec.help.who_can_use})"
+                   for name, spec in self.commands().items() if name not in NOT_ON_MERGE_REQUESTS]
+        return HELP + "\n\n*Merge request commands:*\n" + "\n".join(offered)
+
+    def accept(self, slack_user_id: str, text: str, response_url: str | None, signature: str) -> str:
+        """The immediate answer to one command; queues the work when there is some.
+
+        A signed request replayed within Slack's 5-minute window is answered but not carried out again.
+        """
+        if not self.first_time(f"slack-request:{signature[:100]}"):
+            return "I already have this command."
         request = parse_slash_text(text, self.gitlab_url)
         if isinstance(request, SlashProblem):
             return request.message
         if request.name == "help":
-            return HELP
+            return self.help()
         user = self.links.by_slack(slack_user_id)
         actor = Actor(user.gitlab_user_id if user else None,
                       (user.gitlab_username if user else None) or f"slack:{slack_user_id}", "slack")
@@ -63,11 +76,11 @@ class SlackIntake:
             removed = self.links.unlink(slack_user_id)
             self.audit.record(actor, "slack:unlink", f"slack:{slack_user_id}", "ok" if removed else "noop")
             return "Your Slack account is no longer linked." if removed else "Your Slack account was not linked."
-        if request.name not in MR_COMMANDS | LANE_COMMANDS:
-            return f"I don't know the command `{request.name[:40]}`.\n\n{HELP}"
-        if user is None and request.name not in ("status", "queue"):
-            return ("Your Slack account is not linked to a GitLab user, so you can only read (`status`, `queue`, "
-                    "`help`). Link it with `/merge-assist link <your GitLab username>`.")
+        spec = self.commands().get(request.name)
+        if request.name not in LANE_COMMANDS and spec is None:
+            return f"I don't know the command `{request.name[:40]}`.\n\n{self.help()}"
+        if user is None and (request.name in ("pause", "resume") or (spec is not None and spec.mutates)):
+            return NOT_LINKED
         target = request.target
         event = SlackCommandEvent(
             command=request.name, args=request.args, slack_user_id=slack_user_id,

@@ -8,19 +8,23 @@ channel is validated like any rule option. `StuckWatch` is the periodic check fo
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Protocol
 
+from merge_assist.bot.periodic import PeriodicTask
 from merge_assist.rules.errors import GitLabError
 from merge_assist.rules.hookspecs import OptionError, RuleDescription, hookimpl
-from merge_assist.rules.model import Project, QueueEntry, RuleContext
+from merge_assist.rules.model import MergeRequest, Project, QueueEntry, RuleContext
 from merge_assist.rules.ports import GitLabPort
 
 log = logging.getLogger("merge_assist.slack.notify")
 RULE = "slack"
 NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+# Given the MR, a broken `.merge-assist.yml` found on the way is reported on it, not lost.
+OptionsFor = Callable[[Project, MergeRequest], Mapping[str, Mapping[str, Any]]]
 
 
 class Sender(Protocol):
@@ -66,9 +70,21 @@ class SlackNotifications:
     def __init__(self, sender: Sender | None, default_channel: str | None) -> None:
         self._sender = sender
         self._default = default_channel or ""
+        self._options_for: OptionsFor | None = None
 
-    def channel(self, options: Mapping[str, Any]) -> str:
-        return str(options.get("channel") or self._default)
+    def read_options_with(self, options_for: OptionsFor) -> None:
+        """Where to read a project's options when a hook is called without them."""
+        self._options_for = options_for
+
+    def channel(self, options: Mapping[str, Any], project: Project | None = None,
+                mr: MergeRequest | None = None) -> str:
+        channel = options.get("channel")
+        if not channel and project is not None and mr is not None and self._options_for is not None:
+            try:
+                channel = self._options_for(project, mr).get(RULE, {}).get("channel")
+            except GitLabError as exc:
+                log.info("cannot read the Slack channel of %s: %s", project.path, exc)
+        return str(channel or self._default)
 
     @hookimpl
     def merge_assist_describe_rule(self) -> RuleDescription:
@@ -82,7 +98,7 @@ class SlackNotifications:
     @hookimpl
     def merge_assist_after_merge(self, context: RuleContext, merge_commit_sha: str | None) -> None:
         mr = context.merge_request
-        self._post(context.options, f":white_check_mark: Merged "
+        self._post(context, f":white_check_mark: Merged "
                    f"{mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
                    f"({escape(mr.title)}) into `{escape(mr.target_branch)}`.")
 
@@ -90,12 +106,14 @@ class SlackNotifications:
     def merge_assist_merge_failed(self, context: RuleContext, reason: str) -> None:
         mr = context.merge_request
         pipeline = pipeline_url(context)
-        self._post(context.options, f":x: Could not merge {mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
+        self._post(context, f":x: Could not merge {mr_link(context.project, mr.project_id, mr.iid, mr.web_url)} "
                    f"({escape(mr.title)}): {escape(reason)}" + (f"\nPipeline: <{pipeline}>" if pipeline else ""))
 
-    def _post(self, options: Mapping[str, Any], text: str) -> None:
-        channel = self.channel(options)
-        if self._sender is not None and channel:
+    def _post(self, context: RuleContext, text: str) -> None:
+        if self._sender is None or context.options.get("enabled") is False:
+            return
+        channel = self.channel(context.options, context.project, context.merge_request)
+        if channel:
             self._sender.send(channel, text)
 
 
@@ -108,7 +126,7 @@ class StuckWatch:
     `stuck_seconds`, once per entry and state (`first_time` is shared by every process)."""
 
     def __init__(self, notifications: SlackNotifications, sender: Sender, entries: StuckEntries,
-                 gitlab: GitLabPort, options_for: Callable[[Project], Mapping[str, Mapping[str, Any]]],
+                 gitlab: GitLabPort, options_for: OptionsFor,
                  first_time: Callable[[str], bool], stuck_seconds: float) -> None:
         self._notifications = notifications
         self._sender = sender
@@ -117,28 +135,13 @@ class StuckWatch:
         self._options_for = options_for
         self._first_time = first_time
         self._stuck_seconds = stuck_seconds
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = PeriodicTask("slack-stuck", min(max(stuck_seconds / 4, 0.2), 60.0), self.check)
 
     def start(self) -> None:
-        interval = min(max(self._stuck_seconds / 4, 0.2), 60.0)
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, args=(interval,), name="merge-assist-slack-stuck",
-                                        daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _loop(self, interval: float) -> None:
-        while not self._stopping.wait(interval):
-            try:
-                self.check()
-            except Exception:  # noqa: BLE001 - the next pass tries again
-                log.exception("stuck check failed")
+        self._periodic.stop()
 
     def check(self, now: datetime | None = None) -> int:
         now = now or datetime.now(timezone.utc)
@@ -153,7 +156,8 @@ class StuckWatch:
     def _tell(self, entry: QueueEntry, now: datetime) -> bool:
         try:
             project = self._gitlab.get_project(entry.project_id)
-            options = self._options_for(project).get(RULE, {})
+            mr = self._gitlab.get_merge_request(entry.project_id, entry.mr_iid)
+            options = self._options_for(project, mr).get(RULE, {})
         except GitLabError as exc:
             log.info("stuck check: cannot read project %s: %s", entry.project_id, exc)
             return False
@@ -162,9 +166,10 @@ class StuckWatch:
             return False
         if not self._first_time(f"slack-stuck:{entry.id}:{entry.state.value}:{entry.updated_at.isoformat()}"):
             return False
-        minutes = int((now - entry.updated_at).total_seconds() // 60)
+        seconds = int((now - entry.updated_at).total_seconds())
+        waited = f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"
         web_url = f"{project.web_url}/-/merge_requests/{entry.mr_iid}" if project.web_url else ""
         reason = f" ({escape(entry.reason)})" if entry.reason else ""
         self._sender.send(channel, f":hourglass: {mr_link(project, entry.project_id, entry.mr_iid, web_url)} has made "
-                          f"no progress for {minutes} min: `{entry.state.value}`{reason}.")
+                          f"no progress for {waited}: `{entry.state.value}`{reason}.")
         return True

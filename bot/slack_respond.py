@@ -1,7 +1,8 @@
 """Later answers to a slash command through its `response_url`, only to Slack's own hosts.
 
-A `response_url` takes 5 answers within 30 minutes; each command answers once, and an answer
-that would come too late is logged instead of posted.
+A `response_url` takes 5 answers within 30 minutes; each command answers once. An answer that
+would come too late goes as a direct message through the Web API when a bot token is set, else it
+is logged.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from typing import Callable
-from urllib.parse import urlsplit
 
 import httpx
 
+from merge_assist.bot.slack_text import http_parts
 from merge_assist.rules.metrics import METRICS
 
 log = logging.getLogger("merge_assist.slack")
@@ -22,28 +23,27 @@ MAX_TEXT = 3900
 
 
 def origin_of(url: str) -> str | None:
-    """`scheme://host[:port]` of an http(s) URL, lower-cased; None for anything else."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
+    """`scheme://host[:port]` of an http(s) URL without credentials; None for anything else."""
+    parts = http_parts(url)
+    if parts is None or "@" in parts[1]:
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    return f"{parts[0]}://{parts[1]}"
 
 
 class SlackResponder:
     def __init__(self, origins: tuple[str, ...] = SLACK_ORIGINS, timeout: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 direct_message: Callable[[str, str], None] | None = None) -> None:
         self._origins = frozenset(origin.lower().rstrip("/") for origin in origins)
         self._timeout = timeout
         self._clock = clock
+        self._direct_message = direct_message
 
     def allowed(self, response_url: str) -> bool:
         return origin_of(response_url) in self._origins
 
-    def respond(self, response_url: str | None, text: str, received_at: float | None = None) -> bool:
+    def respond(self, response_url: str | None, text: str, received_at: float | None = None,
+                slack_user_id: str | None = None) -> bool:
         """Post an ephemeral answer; never raises (a bad URL or a Slack outage is logged)."""
         if not response_url or not self.allowed(response_url):
             METRICS.slack_response("refused_url")
@@ -51,7 +51,10 @@ class SlackResponder:
             return False
         if received_at is not None and self._clock() - received_at > RESPONSE_URL_LIFETIME_SECONDS:
             METRICS.slack_response("expired")
-            log.warning("not answering: the command's response_url has expired")
+            if self._direct_message is not None and slack_user_id:
+                self._direct_message(slack_user_id, text)
+            else:
+                log.warning("not answering: the command's response_url has expired")
             return False
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT] + "…"

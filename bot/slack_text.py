@@ -64,7 +64,7 @@ def _iid(text: str) -> int | None:
     return value if 0 < value <= MAX_IID else None
 
 
-def _origin(url: str) -> tuple[str, str, str] | None:
+def http_parts(url: str) -> tuple[str, str, str] | None:
     """(scheme, host[:port], path prefix) of an http(s) URL, lower-cased; None if it is not one."""
     try:
         parts = urlsplit(url)
@@ -77,8 +77,8 @@ def _origin(url: str) -> tuple[str, str, str] | None:
 
 
 def target_from_url(url: str, gitlab_url: str | None) -> MergeRequestRef | SlashProblem:
-    mine = _origin(gitlab_url or "")
-    theirs = _origin(url)
+    mine = http_parts(gitlab_url or "")
+    theirs = http_parts(url)
     if theirs is None or MR_MARKER not in theirs[2]:
         return SlashProblem(f"`{url[:200]}` is not a merge request URL.")
     if mine is None or theirs[:2] != mine[:2] or not theirs[2].startswith(mine[2].rstrip("/") + "/"):

@@ -51,8 +51,10 @@ class SlackServices:
 
     def wire(self, gitlab: GitLabPort, commands: CommandService, config: ProjectConfig, queue: Any,
              run_workers: bool) -> None:
+        self.notifications.read_options_with(config.options_for)
         self.runner = SlackCommandRunner(commands, gitlab, self.store, queue,
-                                         SlackResponder(self.settings.slack_response_origins))
+                                         SlackResponder(self.settings.slack_response_origins,
+                                                        direct_message=self.sender.send if self.sender else None))
         if run_workers and self.sender is not None:
             self.stuck = StuckWatch(self.notifications, self.sender, self.store.queue, gitlab, config.options_for,
                                     lambda key: self.store.deliveries.first_time(key, "slack"),

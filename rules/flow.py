@@ -132,11 +132,12 @@ class LaneDriver:
                     if poll:
                         self.train.poll_pipelines(lane, fence, train[0])
                     return self.train.drive(lane, fence, *train)
+                read: dict[int, MergeRequest] = {}  # MRs read in this drive and not acted on since
                 for _ in range(MAX_STEPS_PER_DRIVE):
                     head = head_of(self.deps.store.lane_entries(lane))
                     if head is None:
                         return None
-                    wake = self._step(head, fence)
+                    wake = self._step(head, fence, read)
                     if wake != CONTINUE:
                         return wake
                 return POLL_SECONDS
@@ -181,10 +182,13 @@ class LaneDriver:
 
     # -- one step: snapshot, plan, act ------------------------------------------------------
 
-    def _step(self, entry: QueueEntry, fence: int) -> float | None:
+    def _step(self, entry: QueueEntry, fence: int, read: dict[int, MergeRequest]) -> float | None:
+        """One planned action. The MR is read from GitLab once per drive and again after anything
+        the bot asked GitLab to do (a rebase, a merge); recording a state change in our own
+        database does not change the MR, so the same read serves the next step."""
         gitlab = self.deps.gitlab
-        snapshot = LaneSnapshot(entry, gitlab.get_merge_request(entry.project_id, entry.mr_iid),
-                                gitlab.get_project(entry.project_id))
+        mr = read.get(entry.id) or gitlab.get_merge_request(entry.project_id, entry.mr_iid)
+        snapshot = LaneSnapshot(entry, mr, gitlab.get_project(entry.project_id))
         action = plan(snapshot)
         context: RuleContext | None = None
         options: RuleOptions | None = None
@@ -195,6 +199,10 @@ class LaneDriver:
             snapshot = LaneSnapshot(entry, snapshot.mr, snapshot.project,
                                     self.deps.engine.check_merge(context, options))
             action = plan(snapshot)
+        if isinstance(action, (actions.Validate, actions.NoteReason)):
+            read[entry.id] = mr
+        else:
+            read.pop(entry.id, None)
         return self._act(action, snapshot, fence, context, options)
 
     def _act(self, action: actions.Action, snap: LaneSnapshot, fence: int, context: RuleContext | None,

@@ -200,6 +200,8 @@ class TrainLane:
         if decision.outcome is Outcome.REFUSE and entry.state is not EntryState.MERGING:
             self._fail(lane, entry, decision.explain())
             return None
+        if decision.outcome is not Outcome.PASS:
+            log.debug("lane %s: !%s cannot ride now: %s", lane.key, entry.mr_iid, decision.explain())
         return decision.outcome is Outcome.PASS
 
     # -- actions -------------------------------------------------------------------------------
@@ -227,8 +229,13 @@ class TrainLane:
         base = lane.cars[after].commit_sha if after is not None else action.base_sha
         assert base is not None, "a car is stored with its commit"
         sources = [self._source(lane, rider.entry_id, rider.head_sha) for rider in action.riders]
-        built = self.builder.build(lane.project, base, sources, branch_for(lane.key, action.car_id),
-                                   lane.key.target_branch)
+        try:
+            built = self.builder.build(lane.project, base, sources, branch_for(lane.key, action.car_id),
+                                       lane.key.target_branch)
+        except PushRefused as exc:
+            self._stop_lane(lane, f"GitLab refused to let the bot push the temporary branch of car {action.car_id}: "
+                                  f"{exc}. The bot needs push rights to unprotected branches (see README).")
+            return False
         if not isinstance(built, BuiltCar):
             entry = lane.entries[built.entry_id]
             ahead = "the target branch" if after is None else "the target branch with the MRs ahead of it"
@@ -356,8 +363,8 @@ class TrainLane:
     def _proof(self, lane: _Lane, reason: str, pipeline_id: int | None) -> str:
         url = next((r.pipeline_url for r in lane.cars.values() if r.car.pipeline_id == pipeline_id and r.pipeline_url),
                    None)
-        where = f" Pipeline #{pipeline_id}" + (f" ({url})" if url else "") if pipeline_id else ""
-        return f"{reason}.{where} proved it broken: fix it and retry." if where else f"{reason}."
+        where = f" ({url})" if url else ""
+        return f"{reason}{where}. Fix it, then `/merge-assist retry`."
 
     def _fail(self, lane: _Lane, entry: QueueEntry, reason: str) -> None:
         moved = self.deps.store.transition(entry.id, entry.state, EntryState.FAILED, reason, fence=lane.fence)

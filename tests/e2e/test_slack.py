@@ -19,7 +19,7 @@ from gitlab_sim.pipelines import PipelinePlan
 from merge_assist.bot.settings import Secret
 from merge_assist.rules.model import EntryState
 from merge_assist.storage.slack_links import SlackLinks
-from tests.e2e.harness import Bot, World, start_embedded
+from tests.e2e.harness import Bot, World, start_embedded, start_production
 from tests.helpers import wait_for
 from tests.slack_fake import FakeSlack
 
@@ -74,7 +74,29 @@ def answered(slack: FakeSlack, fragment: str) -> str:
                     message=f"a Slack answer containing {fragment!r}")
 
 
-def test_linked_user_merges_by_url_and_the_channel_hears(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+@pytest.fixture(params=["embedded", "production"])
+def any_mode_slack_bot(request: pytest.FixtureRequest, sim: Simulator, world: World, tmp_path: Path,
+                       slack: FakeSlack) -> Iterator[Bot]:
+    """The Slack bot embedded, or as `serve` + `worker` processes on PostgreSQL and Redis."""
+    if request.param == "embedded":
+        bot = start_slack_bot(sim, world, tmp_path, slack)
+    else:
+        workdir = tmp_path / "bot"
+        workdir.mkdir()
+        bot = start_production(sim, world, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"),
+                               request.getfixturevalue("redis_prefix"), workdir, extra_env={
+                                   "MERGE_ASSIST_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                                   "MERGE_ASSIST_SLACK_BOT_TOKEN": "xoxb-test",
+                                   "MERGE_ASSIST_SLACK_API_URL": slack.api_url,
+                                   "MERGE_ASSIST_SLACK_RESPONSE_ORIGINS": slack.origin,
+                                   "MERGE_ASSIST_SLACK_CHANNEL": CHANNEL})
+    yield bot
+    bot.stop()
+
+
+def test_linked_user_merges_by_url_and_the_channel_hears(any_mode_slack_bot: Bot, world: World,
+                                                         slack: FakeSlack) -> None:
+    slack_bot = any_mode_slack_bot
     link(slack_bot, world)
     iid = world.mr("from-slack")
     ack = slash_command(slack_bot, f"merge <{mr_url(world, iid)}|!{iid}>", "U-ALICE", slack.response_url)
@@ -100,7 +122,12 @@ def test_unlinked_user_can_only_read(slack_bot: Bot, world: World, slack: FakeSl
     slash_command(slack_bot, f"status {world.project.path_with_namespace}!{iid}", "U-NOBODY", slack.response_url)
     answer = answered(slack, "cannot find the project")
     assert "public" in answer and "pipeline" not in answer
-    assert slack_bot.entry(iid, world.project.id) is None
+    # Nor does the queue show a private project's lanes to an unlinked user.
+    link(slack_bot, world)
+    slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", slack.response_url)
+    slack_bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
+    slash_command(slack_bot, "queue", "U-NOBODY", slack.response_url)
+    assert "that you can see" in answered(slack, "No merge requests are queued")
 
 
 def test_status_of_a_public_project_for_an_unlinked_user(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
@@ -137,12 +164,15 @@ def test_pause_needs_maintainer_and_resume_wakes_the_lane(slack_bot: Bot, world:
 def test_failed_pipeline_and_stuck_entry_reach_the_channel(sim: Simulator, world: World, tmp_path: Path,
                                                           slack: FakeSlack) -> None:
     bot = start_slack_bot(sim, world, tmp_path, slack, slack_stuck_minutes=0.02)
+    project_channel = "#app-merges"  # the project's own channel wins over the server's default
+    bot.store.projects.register(world.project.id, world.project.path_with_namespace,
+                                settings={"rules": {"slack": {"channel": project_channel}}})
     try:
         link(bot, world)
         stuck = world.mr("stuck")
         slash_command(bot, f"merge {mr_url(world, stuck)}", "U-ALICE", slack.response_url)
         bot.wait_state(world, stuck, EntryState.WAITING_PIPELINE)
-        wait_for(lambda: any("no progress" in t and f"!{stuck}" in t for t in slack.channel_texts(CHANNEL)),
+        wait_for(lambda: any("no progress" in t and f"!{stuck}" in t for t in slack.channel_texts(project_channel)),
                  message="stuck message")
         world.sim.clock.advance(700)
         bot.wait_state(world, stuck, EntryState.MERGED)
@@ -152,9 +182,10 @@ def test_failed_pipeline_and_stuck_entry_reach_the_channel(sim: Simulator, world
         bot.wait_state(world, broken, EntryState.WAITING_PIPELINE)
         world.sim.clock.advance(700)
         bot.wait_state(world, broken, EntryState.FAILED)
-        failed = wait_for(lambda: next((t for t in slack.channel_texts(CHANNEL) if "Could not merge" in t), None),
+        failed = wait_for(lambda: next((t for t in slack.channel_texts(project_channel) if "Could not merge" in t), None),
                           message="failure message")
         assert f"!{broken}" in failed and "/-/pipelines/" in failed
+        assert slack.channel_texts(CHANNEL) == []
     finally:
         bot.stop()
 

@@ -91,7 +91,7 @@ def counting(handler: EventHandler) -> tuple[Callable[[dict[str, Any]], None], l
 def event_handler(tmp_path: Path) -> EventHandler:
     store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(store.db)
-    return EventHandler(store, RecordingCommands(), NoLanes(), bot_user_id=lambda: None,  # type: ignore[arg-type]
+    return EventHandler(store, RecordingCommands(), NoLanes(), NoLanes(), bot_user_id=lambda: None,  # type: ignore[arg-type]
                         on_config_changed=lambda pid: None, claim_seconds=30)
 
 
