@@ -13,6 +13,7 @@ import requests
 from gitlab import exceptions as gle
 
 from merge_assist.rules.errors import GitLabError, HeadMoved, NotFound, NotMergeable, RebaseRefused, TransientGitLabError
+from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project
 
 T = TypeVar("T")
@@ -24,6 +25,38 @@ CACHE_SECONDS = 300.0
 """Protected-branch rules: authorization depends on them, so they are kept only five minutes."""
 PROJECT_CACHE_SECONDS = 900.0
 """Project settings (merge method, pipeline requirements) change rarely."""
+
+
+_KEYED_SEGMENTS = {"projects": ":project", "files": ":file", "branches": ":branch", "protected_branches": ":branch",
+                   "commits": ":sha"}
+
+
+def endpoint_template(path: str) -> str:
+    """`/api/v4/projects/7/merge_requests/3/merge` -> `/projects/:project/merge_requests/:id/merge`.
+
+    Metrics label calls by template, never by the actual path: ids and names would make a new
+    time series for every merge request.
+    """
+    path = path.split("?", 1)[0]
+    if "/api/v4/" in path:
+        path = path.split("/api/v4", 1)[1]
+    segments = path.strip("/").split("/")
+    template = [":id" if segment.isdigit() else segment for segment in segments]
+    for index, previous in enumerate(segments[:-1]):
+        if previous in _KEYED_SEGMENTS:
+            template[index + 1] = _KEYED_SEGMENTS[previous]
+    return "/" + "/".join(template)
+
+
+def _count_response(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+    METRICS.gitlab_call(str(response.request.method), endpoint_template(response.request.path_url),
+                        str(response.status_code))
+
+
+def _count_unreachable(exc: requests.RequestException) -> None:
+    request = exc.request
+    if isinstance(request, requests.PreparedRequest):
+        METRICS.gitlab_call(str(request.method), endpoint_template(request.path_url), "unreachable")
 
 
 def _translate(exc: Exception) -> GitLabError:
@@ -141,6 +174,7 @@ class PythonGitlabAdapter:
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
         self._gl = _BoundedRetries(url=url, private_token=token, timeout=timeout)
+        self._gl.session.hooks["response"].append(_count_response)
         self._projects = _TTLCache(PROJECT_CACHE_SECONDS)
         self._protected = _TTLCache(CACHE_SECONDS)
         self._me: tuple[int, str] | None = None
@@ -155,6 +189,8 @@ class PythonGitlabAdapter:
             except GitLabError:
                 raise
             except (gle.GitlabError, requests.RequestException) as exc:
+                if isinstance(exc, requests.RequestException):
+                    _count_unreachable(exc)
                 error = _translate(exc)
             wait = retry_wait(error, attempt, self._gl.retry_after(), idempotent=idempotent)
             if wait is None:

@@ -15,15 +15,12 @@ from typing import Any, Callable, cast
 import redis
 
 from merge_assist.adapters.failures import failure_reason, is_poison
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.metrics import METRICS
 
 log = logging.getLogger("merge_assist.queue")
 Handler = Callable[[dict[str, Any]], None]
 StreamMessages = list[tuple[bytes, dict[bytes, bytes] | None]]
 """Stream entries as redis-py returns them (fields are None for an entry deleted meanwhile)."""
-DEAD_LETTERS = REGISTRY.counter("merge_assist_dead_letters_total",
-                                "Events set aside unhandled: poison after one try, or still failing after many.",
-                                ("cause",))
 
 
 class QueueUnavailable(RuntimeError):
@@ -79,13 +76,13 @@ class InProcessQueue:
                     log.exception("event %s cannot be handled (%s); dead-lettered", event.get("kind"),
                                   failure_reason(exc))
                     self.dead_letters.append((event, failure_reason(exc)))
-                    DEAD_LETTERS.inc(cause="poison")
+                    METRICS.dead_letter("poison")
                 elif attempt < self._max_attempts:
                     log.exception("event handler failed (attempt %d) for %s; retrying", attempt, event.get("kind"))
                     self._retry_later(event, attempt)
                 else:
                     log.exception("event handler failed %d times for %s; dropping it", attempt, event.get("kind"))
-                    DEAD_LETTERS.inc(cause="retries")
+                    METRICS.dead_letter("retries")
             finally:
                 self._queue.task_done()
 
@@ -180,7 +177,7 @@ class RedisStreamQueue:
             if is_poison(exc):
                 log.exception("message %s (%s) cannot be handled; dead-lettered", message_id, event.get("kind"))
                 self._dead_letter(message_id, fields, failure_reason(exc))
-                DEAD_LETTERS.inc(cause="poison")
+                METRICS.dead_letter("poison")
             else:
                 log.exception("event handler failed for message %s (%s); left pending", message_id,
                               event.get("kind"))
@@ -205,7 +202,7 @@ class RedisStreamQueue:
                 continue
             if counts.get(message_id, 0) > self._max_deliveries:
                 self._dead_letter(message_id, fields, f"still failing after {counts[message_id]} deliveries")
-                DEAD_LETTERS.inc(cause="retries")
+                METRICS.dead_letter("retries")
                 log.error("moved message %s to %s after %d deliveries", message_id, self.dead_letters,
                           counts[message_id])
                 continue

@@ -20,12 +20,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.metrics import METRICS
 
 log = logging.getLogger("merge_assist.slack.notify")
-SENT = REGISTRY.counter("merge_assist_slack_messages_total", "Slack messages sent through the Web API.")
-DROPPED = REGISTRY.counter("merge_assist_slack_messages_dropped_total",
-                           "Slack messages given up on, by reason.", ("reason",))
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,7 @@ class SlackSender:
         try:
             self._queue.put_nowait(SlackMessage(channel, text))
         except queue.Full:
-            DROPPED.inc(reason="queue_full")
+            METRICS.slack_message_dropped("queue_full")
             log.warning("Slack message to %s dropped: %d messages already waiting", channel, self._queue.qsize())
 
     def start(self) -> None:
@@ -94,7 +91,8 @@ class SlackSender:
                 if attempt < self._attempts and self._sleep(self._backoff * 2 ** (attempt - 1)):
                     break  # stopping
                 continue
-            SENT.inc()
+            METRICS.slack_message_sent()
             return
-        DROPPED.inc(reason="undeliverable")
+        METRICS.slack_message_dropped("undeliverable")
+        METRICS.slack_failure("notify")
         log.warning("Slack message to %s dropped after %d attempts", message.channel, self._attempts)

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.adapters.prometheus import CONTENT_TYPE, process_metrics
+from merge_assist.bot.observability import watch_queue
 
 if TYPE_CHECKING:
     from merge_assist.bot.runtime import Runtime
@@ -32,7 +33,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(_request: Request) -> Response:
-    return PlainTextResponse(REGISTRY.render(), media_type="text/plain; version=0.0.4")
+    return Response(process_metrics().render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -63,6 +64,7 @@ def create_app(runtime: "Runtime") -> Starlette:
         finally:
             runtime.stop()
 
+    watch_queue(runtime)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={500: _server_error})
     app.state.runtime = runtime
     configure_admin(app.state, runtime)

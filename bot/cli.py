@@ -83,9 +83,31 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.is_embedded:
         raise CliError("MERGE_ASSIST_REDIS_URL: required for a separate worker (embedded mode runs workers in `serve`)")
+    from merge_assist.bot.observability import start_worker_status
+
     runtime = Runtime.build(settings, run_workers=True)
-    runtime.run_forever()
+    status = start_worker_status(runtime, settings.host, settings.metrics_port)
+    try:
+        runtime.run_forever()
+    finally:
+        if status is not None:
+            status.shutdown()
     return 0
+
+
+def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """The container's HEALTHCHECK: 0 when this container's process answers /healthz
+    (`serve` on MERGE_ASSIST_PORT, a `worker` on MERGE_ASSIST_METRICS_PORT)."""
+    import httpx
+
+    for port in sorted({settings.port, settings.metrics_port} - {0}):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=4.0).raise_for_status()
+            return 0
+        except httpx.HTTPError:
+            continue
+    print("merge-assist: nothing answers /healthz on this container's ports", file=sys.stderr)
+    return 1
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -113,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--down-to", help="downgrade to this revision instead (e.g. base)")
     p.set_defaults(func=cmd_migrate)
     admin_cli.add_account_commands(sub, cmd_grant)
+    sub.add_parser("healthcheck", help="exit 0 if serve or worker answers /healthz here (for containers)"
+                   ).set_defaults(func=cmd_healthcheck)
     p = sub.add_parser("demo", help="run the bot against a local GitLab simulator with sample MRs")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--once", action="store_true", help="exit when the sample queue has drained")

@@ -7,6 +7,7 @@ import logging
 from typing import Any, Callable, Iterator, Protocol
 
 from merge_assist.bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
+from merge_assist.rules.events import current_event_id
 from merge_assist.rules.model import Actor, LaneKey
 from merge_assist.rules.ports import EventQueue
 from merge_assist.rules.service import CommandService
@@ -42,17 +43,21 @@ class LaneWaker:
     def __init__(self, queue: EventQueue) -> None:
         self._queue = queue
 
+    def _publish(self, event: dict[str, Any]) -> None:
+        # The event id in scope travels with the work, so the lane's log lines name what woke it.
+        self._queue.publish({**event, "event_id": current_event_id()})
+
     def drive(self, lane: LaneKey) -> None:
-        self._queue.publish({"kind": "wake", "project_id": lane.project_id, "target_branch": lane.target_branch})
+        self._publish({"kind": "wake", "project_id": lane.project_id, "target_branch": lane.target_branch})
 
     def job_failed(self, lane: LaneKey, sha: str, job_name: str) -> None:
-        self._queue.publish({"kind": "job_failed", "project_id": lane.project_id,
-                             "target_branch": lane.target_branch, "sha": sha, "job": job_name})
+        self._publish({"kind": "job_failed", "project_id": lane.project_id,
+                       "target_branch": lane.target_branch, "sha": sha, "job": job_name})
 
     def car_pipeline(self, lane: LaneKey, sha: str, pipeline_id: int, status: str, web_url: str) -> None:
-        self._queue.publish({"kind": "car_pipeline", "project_id": lane.project_id,
-                             "target_branch": lane.target_branch, "sha": sha, "pipeline_id": pipeline_id,
-                             "status": status, "web_url": web_url})
+        self._publish({"kind": "car_pipeline", "project_id": lane.project_id,
+                       "target_branch": lane.target_branch, "sha": sha, "pipeline_id": pipeline_id,
+                       "status": status, "web_url": web_url})
 
 FINAL_PIPELINE_STATUSES = frozenset({"success", "failed", "canceled", "skipped", "manual"})
 

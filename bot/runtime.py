@@ -17,6 +17,7 @@ from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
 from merge_assist.bot.config import ProjectConfig, load_server_config
 from merge_assist.bot.dispatch import EventHandler, LaneWaker
+from merge_assist.bot.observability import in_event_scope, install_process_metrics
 from merge_assist.bot.settings import Settings
 from merge_assist.bot.slack_wiring import SlackServices
 from merge_assist.bot.webhook_auth import WebhookAuth
@@ -80,6 +81,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, *, run_workers: bool, gitlab: GitLabPort | None = None,
               clock: Clock | None = None, extra_plugins: tuple[object, ...] = ()) -> "Runtime":
+        install_process_metrics()
         store = open_store_checked(settings)
         queue: Any = (InProcessQueue() if settings.is_embedded
                       else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix,
@@ -120,7 +122,8 @@ class Runtime:
         assert self.slack is not None
         self.slack.wire(gitlab, commands, self.config, self.queue, run_workers)
         if run_workers:
-            self.worker = Worker(self.queue, self.slack.route(self.handler.handle), scheduler, store.queue.waiting_lanes,
+            self.worker = Worker(self.queue, in_event_scope(self.slack.route(self.handler.handle)), scheduler,
+                                 store.queue.waiting_lanes,
                                  consumers=settings.workers, recheck_seconds=settings.recheck_seconds,
                                  housekeeping=self._forget_old_deliveries)
 

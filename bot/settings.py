@@ -58,6 +58,9 @@ class Secret:
         return bool(self._value)
 
 
+LOG_FORMATS = ("text", "json")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///merge-assist.db"
@@ -78,6 +81,8 @@ class Settings:
     lease_seconds: float = 60.0
     server_config_file: Path | None = None
     queue_reclaim_seconds: float = 30.0
+    metrics_port: int = 0  # `worker` only: 0 = no metrics/health port
+    log_format: str = "text"
     slack_api_url: str = "https://slack.com/api/"
     slack_response_origins: tuple[str, ...] = ("https://hooks.slack.com",)
     slack_channel: str | None = None
@@ -104,6 +109,11 @@ def _read(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _read_secret(env: Mapping[str, str], name: str) -> Secret | None:
+    value = _read_direct_or_file(env, name)
+    return Secret(value) if value is not None else None
+
+
+def _read_direct_or_file(env: Mapping[str, str], name: str) -> str | None:
     direct = _read(env, name)
     path = _read(env, name + "_FILE")
     if direct is not None and path is not None:
@@ -115,12 +125,13 @@ def _read_secret(env: Mapping[str, str], name: str) -> Secret | None:
             raise SettingsError(f"{PREFIX}{name}_FILE: cannot read {path!r} ({exc.strerror})") from None
         if not text:
             raise SettingsError(f"{PREFIX}{name}_FILE: {path!r} is empty")
-        return Secret(text)
-    return Secret(direct) if direct is not None else None
+        return text
+    return direct
 
 
-def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], kind: str) -> T | None:
-    raw = _read(env, name)
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], kind: str,
+           read: Callable[[Mapping[str, str], str], str | None] = _read) -> T | None:
+    raw = read(env, name)
     if raw is None:
         return None
     try:
@@ -162,6 +173,12 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _log_format(raw: str) -> str:
+    if raw.lower() not in LOG_FORMATS:
+        raise ValueError(raw)
+    return raw.lower()
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     """`https://hooks.slack.com,http://127.0.0.1:9000` → origins (scheme://host[:port])."""
     origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
@@ -178,8 +195,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; raise SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
     values: dict[str, object] = {
-        "database_url": _parse(env, "DATABASE_URL", _url(("sqlite:", "postgresql")), "a sqlite:// or postgresql:// URL"),
-        "redis_url": _parse(env, "REDIS_URL", _url(("redis://", "rediss://", "unix://")), "a redis:// URL"),
+        # URLs may hold passwords: like secrets, they may come from a file (`..._URL_FILE`).
+        "database_url": _parse(env, "DATABASE_URL", _url(("sqlite:", "postgresql")), "a sqlite:// or postgresql:// URL",
+                               _read_direct_or_file),
+        "redis_url": _parse(env, "REDIS_URL", _url(("redis://", "rediss://", "unix://")), "a redis:// URL",
+                            _read_direct_or_file),
         "redis_prefix": _read(env, "REDIS_PREFIX"),
         "gitlab_url": _parse(env, "GITLAB_URL", _url(("http://", "https://")), "an http(s):// URL"),
         "host": _read(env, "HOST"),
@@ -191,6 +211,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "lease_seconds": _parse(env, "LEASE_SECONDS", _positive(float), "a positive number of seconds"),
         "server_config_file": _parse(env, "SERVER_CONFIG_FILE", Path, "a file path"),
         "queue_reclaim_seconds": _parse(env, "QUEUE_RECLAIM_SECONDS", _positive(float), "a positive number of seconds"),
+        "metrics_port": _parse(env, "METRICS_PORT", _port, "a port number 0-65535"),
+        "log_format": _parse(env, "LOG_FORMAT", _log_format, "text or json"),
         "slack_api_url": _parse(env, "SLACK_API_URL", _url(("http://", "https://")), "an http(s):// URL"),
         "slack_response_origins": _parse(env, "SLACK_RESPONSE_ORIGINS", _origins,
                                          "comma-separated origins such as https://hooks.slack.com"),

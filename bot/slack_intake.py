@@ -5,6 +5,7 @@ stays within Slack's 3 seconds however slow GitLab is."""
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
@@ -81,12 +82,13 @@ class SlackIntake:
         if user is None and (request.name in ("pause", "resume") or (spec is not None and spec.mutates)):
             return NOT_LINKED
         target = request.target
-        self.queue.publish(SlackCommandEvent(
+        event = SlackCommandEvent(
             command=request.name, args=request.args, slack_user_id=slack_user_id,
             gitlab_user_id=user.gitlab_user_id if user else None, gitlab_username=user.gitlab_username if user else None,
             project_path=target.project_path if target else None, mr_iid=target.iid if target else None,
             response_url=response_url, received_at=time.time(),
-        ).to_event())
+        ).to_event()
+        self.queue.publish({**event, "event_id": f"slack:{uuid.uuid4().hex[:16]}"})  # ties the worker's logs to it
         return f"On it: `{request.name}`" + (f" for {target}." if target else ".")
 
     def _issue_code(self, slack_user_id: str, args: tuple[str, ...], actor: Actor) -> str:

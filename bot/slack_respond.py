@@ -14,14 +14,12 @@ from typing import Callable
 import httpx
 
 from merge_assist.bot.slack_text import http_parts
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.metrics import METRICS
 
 log = logging.getLogger("merge_assist.slack")
 SLACK_ORIGINS = ("https://hooks.slack.com",)
 RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
 MAX_TEXT = 3900
-RESPONSES = REGISTRY.counter("merge_assist_slack_responses_total",
-                             "Answers to slash commands through response_url, by outcome.", ("outcome",))
 
 
 def origin_of(url: str) -> str | None:
@@ -48,11 +46,11 @@ class SlackResponder:
                 slack_user_id: str | None = None) -> bool:
         """Post an ephemeral answer; never raises (a bad URL or a Slack outage is logged)."""
         if not response_url or not self.allowed(response_url):
-            RESPONSES.inc(outcome="refused_url")
+            METRICS.slack_response("refused_url")
             log.warning("not answering: response_url is not a Slack URL")
             return False
         if received_at is not None and self._clock() - received_at > RESPONSE_URL_LIFETIME_SECONDS:
-            RESPONSES.inc(outcome="expired")
+            METRICS.slack_response("expired")
             if self._direct_message is not None and slack_user_id:
                 self._direct_message(slack_user_id, text)
             else:
@@ -64,11 +62,13 @@ class SlackResponder:
             answer = httpx.post(response_url, json={"response_type": "ephemeral", "text": text},
                                 timeout=self._timeout)
         except Exception as exc:  # noqa: BLE001 - any failure to answer must not fail the command
-            RESPONSES.inc(outcome="error")
+            METRICS.slack_response("error")
+            METRICS.slack_failure("respond")
             log.warning("could not answer on Slack: %s", type(exc).__name__)
             return False
         ok = answer.status_code < 400
-        RESPONSES.inc(outcome="ok" if ok else "rejected")
+        METRICS.slack_response("ok" if ok else "rejected")
         if not ok:
+            METRICS.slack_failure("respond")
             log.warning("Slack refused the answer: HTTP %s", answer.status_code)
         return ok

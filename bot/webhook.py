@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +24,8 @@ from starlette.routing import BaseRoute, Route
 from merge_assist.adapters.queues import QueueUnavailable
 from merge_assist.bot.dispatch import HANDLED_HOOKS, is_relevant
 from merge_assist.bot.payloads import PayloadError, project_id_hint, validate_hook
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.events import event_scope, log_event
+from merge_assist.rules.metrics import METRICS
 
 if TYPE_CHECKING:
     from merge_assist.bot.runtime import Runtime
@@ -33,11 +35,16 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 """GitLab's largest payloads (a push listing 20 commits, an MR with a long description) are far smaller."""
 PARSE_IN_THREAD_BYTES = 256 * 1024
 """Larger bodies are parsed off the event loop, so /healthz is not kept waiting."""
-RECEIVED = REGISTRY.counter("merge_assist_webhooks_total", "Webhook deliveries by outcome.", ("outcome",))
 
 
-def _reply(status: int, outcome: str, **extra: Any) -> Response:
-    RECEIVED.inc(outcome=outcome)
+def _metric_kind(event: str) -> str:
+    """The event header as a label; anything else is "other" (the header is not authenticated)."""
+    return event if event in HANDLED_HOOKS else "other"
+
+
+def _reply(request: Request, status: int, outcome: str, **extra: Any) -> Response:
+    METRICS.webhook_delivery(_metric_kind(request.headers.get("x-gitlab-event", "")), outcome)
+    METRICS.webhook_acknowledged(time.perf_counter() - request.state.received)
     return JSONResponse({"status": outcome, **extra}, status_code=status)
 
 
@@ -51,6 +58,17 @@ def delivery_key(headers: Any, event: str, body: dict[str, Any]) -> str:
                         attributes.get("id"), attributes.get("updated_at"), attributes.get("status"),
                         attributes.get("action"), body.get("build_id"), body.get("after")], default=str)
     return "hash:" + hashlib.sha256(basis.encode()).hexdigest()
+
+
+def event_id_for(key: str) -> str:
+    """The id that follows this delivery through the logs: its dedupe key, shortened."""
+    kind, _, value = key.partition(":")
+    return f"{kind}:{value[:16]}" if kind == "hash" else key
+
+
+def _mr_iid(event: str, body: dict[str, Any]) -> int | None:
+    mr = body.get("merge_request") or (body.get("object_attributes") if event == "Merge Request Hook" else None) or {}
+    return mr.get("iid") if isinstance(mr.get("iid"), int) else None
 
 
 class BodyTooLarge(Exception):
@@ -91,35 +109,42 @@ def parse_json(raw: bytes) -> Any:
 
 
 async def gitlab_webhook(request: Request) -> Response:
+    request.state.received = time.perf_counter()
     runtime: Runtime = request.app.state.runtime
     token = request.headers.get("x-gitlab-token")
     if not token:
-        return _reply(401, "unauthorized", error="missing X-Gitlab-Token")
+        return _reply(request, 401, "unauthorized", error="missing X-Gitlab-Token")
     if not runtime.webhook_auth.may_accept(token):
-        return _reply(401, "unauthorized", error="wrong X-Gitlab-Token")
+        return _reply(request, 401, "unauthorized", error="wrong X-Gitlab-Token")
     try:
         raw = await _read_capped(request)
     except BodyTooLarge:
-        return _reply(413, "too_large", error=f"the body is larger than {MAX_BODY_BYTES} bytes")
+        return _reply(request, 413, "too_large", error=f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         body = parse_json(raw) if len(raw) < PARSE_IN_THREAD_BYTES else await run_in_threadpool(parse_json, raw)
     except ValueError as exc:
-        return _reply(400, "malformed", error=f"the body is not valid JSON ({exc})"[:200])
+        return _reply(request, 400, "malformed", error=f"the body is not valid JSON ({exc})"[:200])
     if not runtime.webhook_auth.accepts(token, project_id_hint(body)):
-        return _reply(401, "unauthorized", error="wrong X-Gitlab-Token")
+        return _reply(request, 401, "unauthorized", error="wrong X-Gitlab-Token")
     if not isinstance(body, dict):
-        return _reply(400, "malformed", error="the body is not a JSON object")
+        return _reply(request, 400, "malformed", error="the body is not a JSON object")
     event = request.headers.get("x-gitlab-event", "")
     if event not in HANDLED_HOOKS:
-        return _reply(200, "ignored", reason=f"event {event[:100]!r} is not used")
+        return _reply(request, 200, "ignored", reason=f"event {event[:100]!r} is not used")
     try:
-        hook = validate_hook(event, body)
+        hook = dict(validate_hook(event, body))
     except PayloadError as exc:
-        return _reply(400, "malformed", error=str(exc))
-    if not is_relevant(event, dict(hook)):
-        return _reply(200, "ignored", reason="nothing for the queue in this event")
-    message = {"kind": "gitlab", "event": event, "key": delivery_key(request.headers, event, dict(hook)),
-               "body": hook}
+        return _reply(request, 400, "malformed", error=str(exc))
+    if not is_relevant(event, hook):
+        return _reply(request, 200, "ignored", reason="nothing for the queue in this event")
+    key = delivery_key(request.headers, event, hook)
+    message = {"kind": "gitlab", "event": event, "key": key, "event_id": event_id_for(key), "body": hook}
+    with event_scope(message["event_id"]):
+        return await _enqueue(request, runtime, event, message)
+
+
+async def _enqueue(request: Request, runtime: "Runtime", event: str, message: dict[str, Any]) -> Response:
+    body = message["body"]
     try:
         if runtime.queue.publish_waits_on_network:  # must not block the event loop
             await run_in_threadpool(runtime.queue.publish, message)
@@ -128,8 +153,9 @@ async def gitlab_webhook(request: Request) -> Response:
     except QueueUnavailable as exc:
         log.error("cannot queue a %s delivery: %s", event, exc)
         # 503 makes GitLab deliver it again later instead of losing it.
-        return _reply(503, "unavailable", error="queue unavailable; retry later")
-    return _reply(200, "queued")
+        return _reply(request, 503, "unavailable", error="queue unavailable; retry later")
+    log_event("webhook", kind=event, outcome="queued", project=project_id_hint(body), mr=_mr_iid(event, body))
+    return _reply(request, 200, "queued")
 
 
 def webhook_routes() -> list[BaseRoute]:

@@ -11,6 +11,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+from merge_assist.rules.events import current_event_id, event_scope
 from merge_assist.rules.flow import FlowDeps, LaneDriver, TrainDriver
 from merge_assist.rules.model import LaneKey
 from merge_assist.rules.ports import EventQueue
@@ -41,6 +42,7 @@ class LaneScheduler:
         self._due: list[tuple[float, str, LaneKey]] = []
         self._running: set[LaneKey] = set()
         self._dirty: set[LaneKey] = set()
+        self._wake_events: dict[LaneKey, str | None] = {}
         self._lock = threading.Lock()
 
     def _driver(self) -> LaneDriver:
@@ -112,7 +114,13 @@ class LaneScheduler:
 
     def later(self, lane: LaneKey, seconds: float) -> None:
         with self._lock:
+            self._wake_events[lane] = current_event_id()
             heapq.heappush(self._due, (time.monotonic() + seconds, str(lane), lane))
+
+    def wake_event(self, lane: LaneKey) -> str | None:
+        """The event id in scope when the lane's latest wake-up was scheduled (for the logs)."""
+        with self._lock:
+            return self._wake_events.get(lane)
 
     def pop_due(self) -> list[LaneKey]:
         now, due = time.monotonic(), []
@@ -163,7 +171,8 @@ class Worker:
         GitLab reads, not one per interval.
         """
         for lane in self._scheduler.due_for_recheck(self._waiting_lanes()):
-            self._scheduler.drive(lane, recheck=True)
+            with event_scope(f"recheck:{uuid.uuid4().hex[:12]}"):
+                self._scheduler.drive(lane, recheck=True)
 
     def _timer(self) -> None:
         tick = min(self._recheck / 4, 5.0)
@@ -171,7 +180,8 @@ class Worker:
         while not self._stopping.wait(0.2):
             try:
                 for lane in self._scheduler.pop_due():
-                    self._scheduler.drive(lane)
+                    with event_scope(self._scheduler.wake_event(lane)):
+                        self._scheduler.drive(lane)
                 if time.monotonic() >= self._next_recheck:
                     self._next_recheck = time.monotonic() + tick
                     self.recheck_now()
@@ -180,6 +190,10 @@ class Worker:
                     self._housekeeping()
             except Exception:
                 log.exception("timer pass failed")
+
+    def alive(self) -> bool:
+        """Every consumer and the timer thread still runs (the liveness probe asks this)."""
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()

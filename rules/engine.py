@@ -28,7 +28,7 @@ from merge_assist.rules.commands import CommandInvocation, CommandRefused, Comma
 from merge_assist.rules.errors import ServiceFailure, TransientGitLabError
 from merge_assist.rules.hookspecs import AuthDecision, AuthRequest, RuleDescription
 from merge_assist.rules.isolation import Answerer, CrashRecorder, HookCall, keep_answer, leave_out
-from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
+from merge_assist.rules.metrics import METRICS, Metrics
 from merge_assist.rules.model import Decision, Priority, RuleContext, Verdict
 from merge_assist.rules.plugins import MergeAssistPluginManager
 
@@ -95,8 +95,9 @@ def _command_list(answerer: Answerer, value: object) -> list[CommandSpec]:
 class RuleEngine:
     """Runs the hooks of a plugin manager built by `rules.plugins.build_plugin_manager`."""
 
-    def __init__(self, pm: MergeAssistPluginManager, metrics: MetricsRegistry = REGISTRY) -> None:
+    def __init__(self, pm: MergeAssistPluginManager, metrics: Metrics = METRICS) -> None:
         self._pm = pm
+        self._metrics = metrics
         self._recorder = CrashRecorder(metrics)
         self._rule_of_plugin: dict[str, str] = {}
         self._descriptions: dict[str, RuleDescription] = {}
@@ -228,12 +229,16 @@ class RuleEngine:
             return CommandReply(f"Unknown command `{invocation.name}`. Try `/merge-assist help`.", ok=False)
         plugin_name, spec = found
         try:
-            return spec.handler(invocation)
+            reply = spec.handler(invocation)
+            self._metrics.command(invocation.name, "ok" if reply.ok else "declined")
+            return reply
         except CommandRefused as refusal:
+            self._metrics.command(invocation.name, "refused")
             return CommandReply(str(refusal), ok=False)
         except (ServiceFailure, TransientGitLabError):
             raise  # the bot's own failure: the event is retried, the MR is not refused
         except Exception as exc:
+            self._metrics.command(invocation.name, "crashed")
             self._recorder.crash(plugin_name, f"command:{invocation.name}", exc)
             return CommandReply(f"`{invocation.name}` failed ({type(exc).__name__}); the admins can see the log.", ok=False)
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Protocol
 
 from merge_assist.rules import lane_plan as actions
 from merge_assist.rules.engine import RuleEngine, RuleOptions
 from merge_assist.rules.errors import GitLabError, HeadMoved, LeaseLost, NotMergeable, RebaseRefused, TransientGitLabError
+from merge_assist.rules.events import log_event
 from merge_assist.rules.feedback import Feedback
 from merge_assist.rules.lane_plan import LaneSnapshot, head_of, plan
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import (
     Approvals, EntryState, LaneKey, MergeRequest, Project, QueueEntry, RuleContext,
 )
@@ -36,9 +38,6 @@ BUSY_RETRY_SECONDS = 1.0
 TRANSIENT_RETRY_SECONDS = 15.0
 MAX_STEPS_PER_DRIVE = 25
 MAX_MERGE_ATTEMPTS = actions.MAX_MERGE_ATTEMPTS
-
-MERGES = REGISTRY.counter("merge_assist_merges_total", "Merge requests merged by the queue.", ("project",))
-FAILURES = REGISTRY.counter("merge_assist_failures_total", "Queue entries that ended failed.", ("project",))
 
 
 class ConfigProvider(Protocol):
@@ -112,10 +111,13 @@ class LaneDriver:
         """The lane's fencing token while this worker holds its lease (None: another one does)."""
         store = self.deps.store
         fence = store.acquire(lane, self.holder, self.lease_seconds)
+        if fence is not None:
+            log_event("lease", level=logging.DEBUG, lane=str(lane), holder=self.holder, action="acquired", fence=fence)
         try:
             yield fence
         finally:
             if fence is not None:
+                log_event("lease", level=logging.DEBUG, lane=str(lane), holder=self.holder, action="releasing")
                 store.release(lane, self.holder)
 
     def drive(self, lane: LaneKey, *, poll: bool = False) -> float | None:
@@ -168,7 +170,7 @@ class LaneDriver:
             project = self.deps.gitlab.get_project(entry.project_id)
             try:
                 self._fail(entry, fence, project, mr, f"job `{job_name}` failed in the pipeline for {sha[:12]}. "
-                           "Fix it and push, or retry the job.")
+                           "Fix it and push, or retry the job.", why="job_failed")
             except LeaseLost:
                 return
 
@@ -215,7 +217,7 @@ class LaneDriver:
             self._move(entry, EntryState.CANCELLED, action.reason, fence)
             return CONTINUE
         if isinstance(action, actions.Fail):
-            return self._fail(entry, fence, project, mr, action.reason, context, options)
+            return self._fail(entry, fence, project, mr, action.reason, context, options, why=action.why)
         if isinstance(action, actions.Rebase):
             return self._rebase(entry, fence, project, mr, action.reason)
         if isinstance(action, actions.Validate):
@@ -244,7 +246,8 @@ class LaneDriver:
         try:
             self.deps.gitlab.rebase(project.id, mr.iid)
         except RebaseRefused as exc:
-            return self._fail(moved, fence, project, mr, f"GitLab would not rebase it: {exc.message}")
+            return self._fail(moved, fence, project, mr, f"GitLab would not rebase it: {exc.message}",
+                              why="rebase_refused")
         return POLL_SECONDS
 
     def _merge(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, action: actions.Merge,
@@ -254,6 +257,8 @@ class LaneDriver:
             moved = self._move(entry, EntryState.MERGING, action.reason, fence, tested_sha=action.sha)
             if isinstance(moved, Refused):
                 return CONTINUE
+            if entry.state is EntryState.WAITING_PIPELINE:  # since its last change: close enough for a dashboard
+                METRICS.pipeline_wait(_seconds_since(entry.updated_at, self.deps.clock.now()))
             entry = moved
         self.deps.engine.before_merge(context, options)
         squash = _merge_setting(options, "squash")
@@ -267,7 +272,8 @@ class LaneDriver:
             attempts = entry.attempts + 1
             if attempts >= MAX_MERGE_ATTEMPTS:
                 return self._fail(entry, fence, project, mr,
-                                  f"GitLab refused the merge {attempts} times ({exc.status}: {exc.message}).")
+                                  f"GitLab refused the merge {attempts} times ({exc.status}: {exc.message}).",
+                                  why="merge_refused")
             self._move(entry, EntryState.QUEUED, f"GitLab refused the merge ({exc.status}); checking again", fence,
                        attempts=attempts)
             return CONTINUE
@@ -284,21 +290,33 @@ class LaneDriver:
                        context: RuleContext | None = None, options: RuleOptions | None = None) -> None:
         if isinstance(self._move(entry, EntryState.MERGED, how, fence, merge_commit_sha=sha), Refused):
             return
-        MERGES.inc(project=str(entry.project_id))
+        METRICS.merged("queue" if how == "merged" else "outside")
+        log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), how=how, sha=sha)
+        if how == "merged":
+            METRICS.command_to_merge(_seconds_since(entry.enqueued_at, self.deps.clock.now()))
         if context is not None:
             self.deps.engine.after_merge(context, sha, options)
         if how == "merged":
             self.deps.feedback.merged(entry.project_id, entry.mr_iid, sha, entry.target_branch)
 
     def _fail(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str,
-              context: RuleContext | None = None, options: RuleOptions | None = None) -> float:
+              context: RuleContext | None = None, options: RuleOptions | None = None, *, why: str) -> float:
+        """Fail the entry; `why` is the short metrics label for `reason`."""
         if isinstance(self._move(entry, EntryState.FAILED, reason, fence), Refused):
             return CONTINUE
-        FAILURES.inc(project=str(entry.project_id))
+        METRICS.failed(why)
+        log_event("failed", level=logging.WARNING, project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane),
+                  reason=why)
         context = context or rule_context(self.deps, project, mr, entry)
         self.deps.engine.merge_failed(context, reason, options)
         self.deps.feedback.failed(entry.project_id, entry.mr_iid, reason)
         return CONTINUE
+
+
+def _seconds_since(moment: datetime, now: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (now - moment).total_seconds())
 
 
 def _merge_setting(options: Mapping[str, Mapping[str, Any]], key: str) -> Any:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Generator, Iterator, Mapping, cast
 
 from pluggy import HookImpl
 
-from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
+from merge_assist.rules.metrics import METRICS, Metrics
 
 log = logging.getLogger("merge_assist.rules")
 
@@ -54,25 +54,18 @@ class Answerer:
 class CrashRecorder:
     """Logs a plugin's crash with its name and counts it; times each implementation."""
 
-    def __init__(self, metrics: MetricsRegistry = REGISTRY) -> None:
-        self._errors = metrics.counter(
-            "merge_assist_plugin_errors_total", "Exceptions raised by plugin hook implementations.",
-            ("plugin", "hook"),
-        )
-        self._durations = metrics.histogram(
-            "merge_assist_hook_duration_seconds", "Time spent in one plugin's hook implementation.",
-            ("hook",),
-        )
+    def __init__(self, metrics: Metrics = METRICS) -> None:
+        self._metrics = metrics
 
     def crash(self, plugin_name: str, hook_name: str, exc: Exception) -> None:
-        self._errors.inc(plugin=plugin_name, hook=hook_name)
+        self._metrics.plugin_error(plugin_name, hook_name)
         log.error(
             "plugin %r raised %s in %s: %s", plugin_name, type(exc).__name__, hook_name, exc,
             exc_info=exc, extra={"plugin": plugin_name, "hook": hook_name},
         )
 
     def observe(self, hook_name: str, seconds: float) -> None:
-        self._durations.observe(seconds, hook=hook_name)
+        self._metrics.hook_duration(hook_name, seconds)
 
 
 def keep_answer(answerer: Answerer, value: object) -> object:

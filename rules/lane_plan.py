@@ -66,6 +66,9 @@ class Cancel(Action):
 class Fail(Action):
     """It cannot merge: leaves the queue with the reason, and the author is told."""
 
+    why: str
+    """A short, fixed label for the metrics (`reason` is free text)."""
+
 
 @dataclass(frozen=True)
 class Rebase(Action):
@@ -111,19 +114,19 @@ def plan(snapshot: LaneSnapshot) -> Action:
         if mr.rebase_in_progress:
             return Wait("GitLab is rebasing it", POLL_SECONDS)
         if mr.merge_error:
-            return Fail(f"GitLab could not rebase it ({mr.merge_error}). Rebase locally and push.")
+            return Fail(f"GitLab could not rebase it ({mr.merge_error}). Rebase locally and push.", "rebase_failed")
         return Validate(f"rebased; waiting for the pipeline of {mr.sha[:12]}", mr.sha)
     if mr.detailed_merge_status in SETTLING_STATUSES:
         return Wait("GitLab is still checking whether it can merge", POLL_SECONDS)
     if project.merge_method in ("ff", "rebase_merge") and mr.detailed_merge_status == "need_rebase":
         if entry.attempts >= MAX_MERGE_ATTEMPTS:
-            return Fail(f"the target branch kept moving ({entry.attempts} rebases). Try again later.")
+            return Fail(f"the target branch kept moving ({entry.attempts} rebases). Try again later.", "target_moving")
         return Rebase(f"bringing it up to date with {mr.target_branch}")
     decision = snapshot.decision
     if decision is None:
         return CheckRules("checking the rules")
     if decision.outcome is Outcome.REFUSE:
-        return Fail(decision.explain())
+        return Fail(decision.explain(), "rule_refused")
     if entry.state is EntryState.QUEUED or entry.tested_sha != mr.sha:
         moved = entry.tested_sha is not None and entry.tested_sha != mr.sha
         why = (f"the source branch moved to {mr.sha[:12]}; validating again" if moved

@@ -1,163 +1,124 @@
-"""A tiny thread-safe metrics registry rendering the Prometheus text exposition format.
+"""The metrics port: what Merge Assist counts, independent of how it is exported.
 
-No third-party dependency: the rules engine only needs labelled counters and one kind of
-histogram, and `GET /metrics` only needs the text format (version 0.0.4).
+Code anywhere calls the process-wide `METRICS` object; `bot.runtime` installs the
+prometheus_client implementation (`adapters.prometheus.PrometheusMetrics`) when a process
+starts. Until then every call is a no-op, so `rules` stays importable and testable without
+prometheus_client; tests pass or install a `RecordingMetrics` to see what was counted.
+
+The API (one call per fact; labels are short, bounded words, never free text or user input):
+
+    METRICS.webhook_delivery(kind, outcome)     merge_assist_webhook_deliveries_total{kind,outcome}
+    METRICS.webhook_acknowledged(seconds)       merge_assist_webhook_ack_seconds (histogram)
+    METRICS.command(name, outcome)              merge_assist_commands_total{command,outcome}
+    METRICS.merged(how)                         merge_assist_merges_total{how}   how: queue | outside
+    METRICS.failed(reason)                      merge_assist_failures_total{reason}
+    METRICS.command_to_merge(seconds)           merge_assist_command_to_merge_seconds (histogram)
+    METRICS.pipeline_wait(seconds)              merge_assist_pipeline_wait_seconds (histogram)
+    METRICS.train_cars(lane, cars)              merge_assist_train_cars{lane} (gauge)
+    METRICS.train_batch(outcome)                merge_assist_train_batches_total{outcome}
+    METRICS.gitlab_call(method, endpoint, status)  merge_assist_gitlab_requests_total{method,endpoint,status}
+    METRICS.plugin_error(plugin, hook)          merge_assist_plugin_errors_total{plugin,hook}
+    METRICS.hook_duration(hook, seconds)        merge_assist_hook_duration_seconds{hook} (histogram)
+    METRICS.slack_failure(operation)            merge_assist_slack_failures_total{operation}
+    METRICS.slack_message_sent()                merge_assist_slack_messages_total
+    METRICS.slack_message_dropped(reason)       merge_assist_slack_messages_dropped_total{reason}
+    METRICS.slack_response(outcome)             merge_assist_slack_responses_total{outcome}
+    METRICS.dead_letter(cause)                  merge_assist_dead_letters_total{cause}   cause: poison | retries
+    METRICS.lease_takeover(lane)                merge_assist_lease_takeovers_total{lane}
+
+`lane` is `LaneKey.__str__` (project id and branch). Queue length and oldest entry age per lane
+(`merge_assist_lane_entries`, `merge_assist_lane_oldest_entry_age_seconds`) are not pushed from
+here: the `serve` process reads them from the database when scraped, so that several workers
+never report different values for one lane.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from bisect import bisect_left
-from typing import Iterable
-
-LabelValues = tuple[str, ...]
-
-DEFAULT_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+from typing import Any, Callable, Protocol, cast
 
 
-def _escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class Metrics(Protocol):
+    def webhook_delivery(self, kind: str, outcome: str) -> None: ...
+
+    def webhook_acknowledged(self, seconds: float) -> None: ...
+
+    def command(self, name: str, outcome: str) -> None: ...
+
+    def merged(self, how: str) -> None: ...
+
+    def failed(self, reason: str) -> None: ...
+
+    def command_to_merge(self, seconds: float) -> None: ...
+
+    def pipeline_wait(self, seconds: float) -> None: ...
+
+    def train_cars(self, lane: str, cars: int) -> None: ...
+
+    def train_batch(self, outcome: str) -> None: ...
+
+    def gitlab_call(self, method: str, endpoint: str, status: str) -> None: ...
+
+    def plugin_error(self, plugin: str, hook: str) -> None: ...
+
+    def hook_duration(self, hook: str, seconds: float) -> None: ...
+
+    def slack_failure(self, operation: str) -> None: ...
+
+    def lease_takeover(self, lane: str) -> None: ...
+
+    def slack_message_sent(self) -> None: ...
+
+    def slack_message_dropped(self, reason: str) -> None: ...
+
+    def slack_response(self, outcome: str) -> None: ...
+
+    def dead_letter(self, cause: str) -> None: ...
 
 
-def _format_labels(names: Iterable[str], values: Iterable[str]) -> str:
-    pairs = [f'{name}="{_escape_label_value(value)}"' for name, value in zip(names, values)]
-    return "{" + ",".join(pairs) + "}" if pairs else ""
+METRIC_CALLS = frozenset(name for name in vars(Metrics) if not name.startswith("_"))
 
 
-def _format_number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-class _Metric:
-    kind = ""
-
-    def __init__(self, name: str, help_text: str, labelnames: Iterable[str]) -> None:
-        self.name = name
-        self.help_text = help_text
-        self.labelnames: tuple[str, ...] = tuple(labelnames)
-        self._lock = threading.Lock()
-
-    def _key(self, labels: dict[str, str]) -> LabelValues:
-        if set(labels) != set(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
-        return tuple(str(labels[name]) for name in self.labelnames)
-
-    def header(self) -> list[str]:
-        help_text = self.help_text.replace("\\", "\\\\").replace("\n", "\\n")
-        return [f"# HELP {self.name} {help_text}", f"# TYPE {self.name} {self.kind}"]
-
-    def samples(self) -> list[str]:
-        raise NotImplementedError
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def __init__(self, name: str, help_text: str, labelnames: Iterable[str] = ()) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[LabelValues, float] = {}
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        if amount < 0:
-            raise ValueError("a counter only goes up")
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
-    def samples(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return [
-            f"{self.name}{_format_labels(self.labelnames, key)} {_format_number(value)}"
-            for key, value in items
-        ]
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(
-        self, name: str, help_text: str, labelnames: Iterable[str] = (),
-        buckets: Iterable[float] = DEFAULT_BUCKETS,
-    ) -> None:
-        super().__init__(name, help_text, labelnames)
-        self.buckets = tuple(sorted(buckets))
-        # Per label set: one count per bucket (non-cumulative) + the +Inf overflow, and the sum.
-        self._counts: dict[LabelValues, list[int]] = {}
-        self._sums: dict[LabelValues, float] = {}
-
-    def observe(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
-        slot = bisect_left(self.buckets, value)
-        with self._lock:
-            counts = self._counts.setdefault(key, [0] * (len(self.buckets) + 1))
-            counts[slot] += 1
-            self._sums[key] = self._sums.get(key, 0.0) + value
-
-    def count(self, **labels: str) -> int:
-        with self._lock:
-            return sum(self._counts.get(self._key(labels), ()))
-
-    def samples(self) -> list[str]:
-        with self._lock:
-            items = sorted((key, list(counts), self._sums[key]) for key, counts in self._counts.items())
-        lines: list[str] = []
-        bucket_labelnames = self.labelnames + ("le",)
-        for key, counts, total in items:
-            running = 0
-            for bound, count in zip(self.buckets + (math.inf,), counts):
-                running += count
-                labels = _format_labels(bucket_labelnames, key + (_format_number(bound),))
-                lines.append(f"{self.name}_bucket{labels} {running}")
-            labels = _format_labels(self.labelnames, key)
-            lines.append(f"{self.name}_sum{labels} {_format_number(total)}")
-            lines.append(f"{self.name}_count{labels} {running}")
-        return lines
-
-
-class MetricsRegistry:
-    """Holds metrics by name; asking twice for the same name returns the same metric."""
+class RecordingMetrics:
+    """Keeps every call in memory: the no-op default's sibling, for tests and inspection."""
 
     def __init__(self) -> None:
-        self._metrics: dict[str, _Metric] = {}
-        self._lock = threading.Lock()
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
-    def counter(self, name: str, help_text: str, labelnames: Iterable[str] = ()) -> Counter:
-        return self._get_or_create(Counter, name, help_text, labelnames)
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name not in METRIC_CALLS:
+            raise AttributeError(name)
+        return lambda *args: self.calls.append((name, args))
 
-    def histogram(
-        self, name: str, help_text: str, labelnames: Iterable[str] = (),
-        buckets: Iterable[float] = DEFAULT_BUCKETS,
-    ) -> Histogram:
-        return self._get_or_create(Histogram, name, help_text, labelnames, buckets)
-
-    def _get_or_create(self, kind: type, name: str, help_text: str, labelnames: Iterable[str],
-                       *extra: object):
-        with self._lock:
-            existing = self._metrics.get(name)
-            if existing is None:
-                existing = kind(name, help_text, labelnames, *extra)
-                self._metrics[name] = existing
-            elif not isinstance(existing, kind):
-                raise ValueError(f"metric {name} is already registered as a {existing.kind}")
-            return existing
-
-    def render(self) -> str:
-        """The whole registry in Prometheus text exposition format."""
-        with self._lock:
-            metrics = sorted(self._metrics.values(), key=lambda metric: metric.name)
-        lines: list[str] = []
-        for metric in metrics:
-            lines += metric.header() + metric.samples()
-        return "\n".join(lines) + "\n" if lines else ""
+    def count(self, name: str, *args: Any) -> int:
+        """How many calls of `name` had arguments starting with `args`."""
+        return sum(1 for call, values in self.calls if call == name and values[:len(args)] == args)
 
 
-REGISTRY = MetricsRegistry()
-"""The process-wide default registry served at `GET /metrics`."""
+class _NullMetrics:
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name not in METRIC_CALLS:
+            raise AttributeError(name)
+        return lambda *args: None
+
+
+class _Installed:
+    """Forwards to whichever implementation is installed, so callers can bind it at import time."""
+
+    def __init__(self) -> None:
+        self.target: Any = _NullMetrics()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
+_CURRENT = _Installed()
+METRICS: Metrics = cast(Metrics, _CURRENT)
+"""The process-wide metrics; a no-op until `install` is called."""
+
+
+def install(metrics: Metrics) -> None:
+    _CURRENT.target = metrics
+
+
+def installed() -> Metrics:
+    return cast(Metrics, _CURRENT.target)

@@ -9,6 +9,7 @@ from typing import Callable, Concatenate, ParamSpec, Protocol, TypeVar
 from merge_assist.rules.commands import CommandInvocation, CommandRefused, CommandReply, CommandSpec
 from merge_assist.rules.errors import AlreadyQueuedError, GitLabError, NotFound, ServiceFailure
 from merge_assist.rules.feedback import Feedback
+from merge_assist.rules.events import log_event
 from merge_assist.rules.flow import FlowDeps, rule_context
 from merge_assist.rules.help import render_help, render_status
 from merge_assist.rules.hookspecs import ACCESS_DEVELOPER, AuthDecision, AuthRequest
@@ -116,6 +117,8 @@ class CommandService:
         if not audited:
             self.deps.audit.record(actor, f"command:{name}", _target(project_id, iid),
                                    "ok" if reply.ok else "refused", reply.text[:500])
+        log_event("command", command=name, outcome="ok" if reply.ok else "refused", project=project_id, mr=iid,
+                  actor=actor.username, channel=actor.channel)
         if post_reply:
             self.deps.feedback.comment(project_id, iid, reply.text)
         return reply

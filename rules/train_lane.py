@@ -23,6 +23,7 @@ from merge_assist.rules.engine import RuleOptions
 from merge_assist.rules.errors import GitLabError
 from merge_assist.rules.flow import FlowDeps, rule_context
 from merge_assist.rules.lane_machine import EntryState
+from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import LaneKey, MergeRequest, Outcome, Project, QueueEntry
 from merge_assist.rules.ports import Refused
 from merge_assist.rules.train import plan
@@ -100,7 +101,8 @@ class TrainLane:
             if pipeline_id and record.car.pipeline_id is None:
                 self.cars.record_pipeline(lane, record.car.car_id, CarStatus.TESTING, reason, **fields)
             return
-        self.cars.record_pipeline(lane, record.car.car_id, outcome, reason, **fields)
+        if self.cars.record_pipeline(lane, record.car.car_id, outcome, reason, **fields) and outcome is CarStatus.FAILED:
+            METRICS.train_batch("failed")
 
     def poll_pipelines(self, lane: LaneKey, fence: int, project: Project) -> None:
         """The safety net for lost webhooks: ask GitLab about every running car."""
@@ -131,7 +133,9 @@ class TrainLane:
                         gitlab.get_branch_sha(project.id, key.target_branch)
                 if not done:
                     break
-            self._sync_entries(self._refresh(lane))
+            lane = self._refresh(lane)
+            self._sync_entries(lane)
+            METRICS.train_cars(str(key), len(lane.cars))
             if not performed:
                 return None
         return 1.0
@@ -289,6 +293,7 @@ class TrainLane:
             return False
         self.cars.update_car(lane.key, car_id, fence=lane.fence, status=CarStatus.LANDED,
                              reason=f"landed {record.commit_sha[:12]}")
+        METRICS.train_batch("landed")
         behind = next((c for c in snapshot.train if c.after_car == car_id), None)
         if behind is not None:
             self.cars.update_car(lane.key, behind.car_id, fence=lane.fence, after_car=None, base_sha=record.commit_sha)

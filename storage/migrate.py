@@ -8,10 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from merge_assist.storage.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x6D657267  # "merg": any constant no other application on the database uses
 
 
 class SchemaOutdated(RuntimeError):
@@ -36,7 +38,11 @@ def current_revision(db: Database) -> str | None:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
+    """Upgrade; on PostgreSQL under an advisory lock, so that every pod may run it at start-up
+    (Kubernetes init containers): the first one migrates, the others wait and find it done."""
     with db.engine.begin() as conn:
+        if not db.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config = _config(db)
         config.attributes["connection"] = conn
         command.upgrade(config, revision)

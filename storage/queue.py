@@ -10,7 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from merge_assist.rules.errors import AlreadyQueuedError, IllegalTransition, LeaseLost
+from merge_assist.rules.events import log_event
 from merge_assist.rules.lane_machine import Mover, allowed
+from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import ACTIVE_STATES, Actor, EntryState, LaneKey, Priority, QueueEntry
 from merge_assist.rules.ports import Refused
 from merge_assist.storage.db import Database
@@ -142,7 +144,11 @@ class QueueRepository:
             session.add(_audit(actor, "transition", row, to.value,
                                f"{expected.value} -> {to.value}" + (f": {reason}" if reason else "")))
             session.flush()
-            return _entry(row)
+            entry = _entry(row)
+        if expected != to:
+            log_event("state", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), state=to.value,
+                      previous=expected.value)
+        return entry
 
     @staticmethod
     def _holds_fence(session: Any, row: QueueEntryRow, fence: int) -> bool:
@@ -212,6 +218,8 @@ class QueueRepository:
         with self._db.session() as session:
             renewed = _rowcount(session.execute(update(Lane).where(key, Lane.lease_holder == holder, Lane.lease_expires_at > now)
                                       .values(lease_expires_at=expires)))
+            previous = None if renewed else session.execute(
+                select(Lane.lease_holder, Lane.lease_expires_at).where(key)).first()
             if not renewed and not _rowcount(session.execute(take)):
                 if session.get(Lane, (lane.project_id, lane.target_branch)) is not None:
                     return None  # held by another worker
@@ -219,6 +227,8 @@ class QueueRepository:
                 session.flush()
                 if not _rowcount(session.execute(take)):
                     return None
+            if previous is not None and previous[0] not in (None, holder):
+                METRICS.lease_takeover(str(lane))  # its holder died or stalled past the expiry
             return session.scalar(select(Lane.lease_token).where(key))
 
     def release(self, lane: LaneKey, holder: str) -> None:

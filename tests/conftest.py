@@ -18,7 +18,8 @@ import pytest
 from gitlab_sim import SimClock, Simulator, WebhookSettings
 from merge_assist.plugins import BUILTIN_PLUGINS
 from merge_assist.rules.engine import RuleEngine
-from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules import metrics as metrics_port
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project, RuleContext
 from merge_assist.rules.plugins import build_plugin_manager
 
@@ -151,12 +152,22 @@ def make_context() -> ContextFactory:
 
 
 @pytest.fixture
-def metrics() -> MetricsRegistry:
-    return MetricsRegistry()
+def metrics() -> RecordingMetrics:
+    return RecordingMetrics()
 
 
 @pytest.fixture
-def make_engine(metrics: MetricsRegistry) -> Callable[..., RuleEngine]:
+def recording() -> Iterator[RecordingMetrics]:
+    """A RecordingMetrics installed as the process-wide METRICS for one test."""
+    before = metrics_port.installed()
+    recording = RecordingMetrics()
+    metrics_port.install(recording)
+    yield recording
+    metrics_port.install(before)
+
+
+@pytest.fixture
+def make_engine(metrics: RecordingMetrics) -> Callable[..., RuleEngine]:
     """make_engine(*extra_plugins, builtins=BUILTIN_PLUGINS) → RuleEngine (no entry points)."""
 
     def build(*extra: object, builtins: tuple[Any, ...] = BUILTIN_PLUGINS) -> RuleEngine:

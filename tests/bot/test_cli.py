@@ -19,6 +19,9 @@ def test_serve_on_fresh_checkout_creates_sqlite_and_is_ready(tmp_path):
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=30, message="/readyz 200")
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
         assert (tmp_path / "merge-assist.db").exists()
+        assert cli(["healthcheck"], tmp_path, {"MERGE_ASSIST_PORT": str(port)}).returncode == 0
+        unhealthy = cli(["healthcheck"], tmp_path, {"MERGE_ASSIST_PORT": str(free_port())})
+        assert unhealthy.returncode == 1 and "/healthz" in unhealthy.stderr
     finally:
         process.terminate()
         process.wait(10)

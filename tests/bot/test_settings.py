@@ -72,3 +72,23 @@ def test_secret_equality_and_repr():
     assert Secret("abc") == Secret("abc")
     assert Secret("abc") != Secret("abd")
     assert repr(Secret("abc")) == "Secret('**********')"
+
+
+def test_database_and_redis_urls_may_come_from_files(tmp_path):
+    (tmp_path / "db").write_text("postgresql://merge_assist:pw@db:5432/merge_assist\n")
+    (tmp_path / "redis").write_text("rediss://:pw@cache:6380/0\n")
+    settings = load_settings({"MERGE_ASSIST_DATABASE_URL_FILE": str(tmp_path / "db"),
+                              "MERGE_ASSIST_REDIS_URL_FILE": str(tmp_path / "redis")})
+    assert settings.database_url == "postgresql://merge_assist:pw@db:5432/merge_assist"
+    assert settings.redis_url == "rediss://:pw@cache:6380/0"
+    (tmp_path / "bad").write_text("mysql://x\n")
+    with pytest.raises(SettingsError, match="MERGE_ASSIST_DATABASE_URL: expected"):
+        load_settings({"MERGE_ASSIST_DATABASE_URL_FILE": str(tmp_path / "bad")})
+
+
+def test_operations_settings_default_off_and_are_checked():
+    settings = load_settings({})
+    assert (settings.metrics_port, settings.log_format) == (0, "text")
+    assert load_settings({"MERGE_ASSIST_LOG_FORMAT": "JSON", "MERGE_ASSIST_METRICS_PORT": "9100"}).log_format == "json"
+    with pytest.raises(SettingsError, match="MERGE_ASSIST_LOG_FORMAT: expected text or json"):
+        load_settings({"MERGE_ASSIST_LOG_FORMAT": "xml"})

@@ -10,13 +10,14 @@ from typing import Iterator
 import pytest
 
 from merge_assist.adapters.queues import InProcessQueue
-from merge_assist.adapters.slack_notify import DROPPED, SENT, SlackSender, web_client
+from merge_assist.adapters.slack_notify import SlackSender, web_client
 from merge_assist.bot.slack_commands import SlackCommandEvent, SlackCommandRunner
 from merge_assist.bot.slack_link import CODE_TTL_SECONDS, LinkCodes
 from merge_assist.bot.slack_notifications import SlackNotifications, StuckWatch
 from merge_assist.bot.slack_respond import SlackResponder
 from merge_assist.bot.slack_text import MergeRequestRef, SlashProblem, SlashRequest, parse_slash_text
 from merge_assist.rules.config import ConfigError, parse_yaml_layer
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.rules.model import EntryState, MergeRequest, Priority, Project, QueueEntry
 from merge_assist.storage import Store, migrate
 from tests.helpers import wait_for
@@ -77,18 +78,17 @@ def slack() -> Iterator[FakeSlack]:
     fake.stop()
 
 
-def test_sender_delivers_and_gives_up_with_a_metric(slack: FakeSlack) -> None:
+def test_sender_delivers_and_gives_up_with_a_metric(slack: FakeSlack, recording: RecordingMetrics) -> None:
     sender = SlackSender(web_client("xoxb-test", slack.api_url), attempts=2, backoff_seconds=0.01)
     sender.start()
     try:
-        sent_before = SENT.value()
         sender.send("#merges", "hello")
         wait_for(lambda: slack.channel_texts("#merges") == ["hello"], message="delivery")
-        assert SENT.value() == sent_before + 1
+        assert recording.count("slack_message_sent") == 1
         slack.mode = "error"
-        dropped_before = DROPPED.value(reason="undeliverable")
         sender.send("#merges", "lost")
-        wait_for(lambda: DROPPED.value(reason="undeliverable") == dropped_before + 1, message="the drop")
+        wait_for(lambda: recording.count("slack_message_dropped", "undeliverable") == 1, message="the drop")
+        assert recording.count("slack_failure", "notify") == 1
         assert slack.channel_texts("#merges") == ["hello"]
     finally:
         sender.stop()

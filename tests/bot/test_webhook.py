@@ -125,8 +125,9 @@ def test_metrics_count_outcomes(client):
     post(client, note())
     post(client, note(), token="wrong")
     text = client.get("/metrics").text
-    assert 'merge_assist_webhooks_total{outcome="queued"}' in text
-    assert 'merge_assist_webhooks_total{outcome="unauthorized"}' in text
+    assert 'merge_assist_webhook_deliveries_total{kind="Note Hook",outcome="queued"}' in text
+    assert 'merge_assist_webhook_deliveries_total{kind="Note Hook",outcome="unauthorized"}' in text
+    assert "merge_assist_webhook_ack_seconds_count" in text
 
 
 def push(files: list[str], total: int | None = None, ref: str = "refs/heads/main") -> dict:

@@ -142,6 +142,7 @@ def start_worker(bot: Bot, log_name: str = "worker.log", extra_env: dict[str, st
 def start_production(sim: Simulator, world: World, database_url: str, redis_url: str, prefix: str,
                      workdir: Path, worker_env: dict[str, str] | None = None,
                      extra_env: dict[str, str] | None = None) -> Bot:
+    """`extra_env` applies to every process (and to workers started later with `start_worker`)."""
     env = {**production_env(sim, world, database_url, redis_url, prefix), **(extra_env or {})}
     migrated = cli(["migrate"], workdir, env)
     assert migrated.returncode == 0, migrated.stderr

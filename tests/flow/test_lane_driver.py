@@ -16,7 +16,7 @@ from merge_assist.rules.engine import RuleEngine
 from merge_assist.rules.errors import HeadMoved, NotMergeable, RebaseRefused, TransientGitLabError
 from merge_assist.rules.feedback import Feedback
 from merge_assist.rules.flow import BUSY_RETRY_SECONDS, POLL_SECONDS, TRANSIENT_RETRY_SECONDS, FlowDeps, LaneDriver
-from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.rules.model import Approvals, EntryState, LaneKey, MergeRequest, Pipeline, Priority, Project
 from merge_assist.rules.plugins import build_plugin_manager
 from merge_assist.storage import Store, migrate
@@ -102,7 +102,7 @@ def gitlab():
 
 @pytest.fixture
 def driver(store, gitlab):
-    engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, load_entry_points=False), MetricsRegistry())
+    engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, load_entry_points=False), RecordingMetrics())
     deps = FlowDeps(gitlab=gitlab, store=store.queue, engine=engine, config=NoConfig(), clock=FixedClock(),
                     feedback=Feedback(gitlab))
     return LaneDriver(deps, "test-worker", lease_seconds=30)

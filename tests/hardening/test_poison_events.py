@@ -17,7 +17,7 @@ from merge_assist.adapters.failures import is_poison
 from merge_assist.adapters.queues import InProcessQueue, RedisStreamQueue
 from merge_assist.bot.dispatch import EventHandler
 from merge_assist.rules.errors import GitLabError, NotFound, TransientGitLabError
-from merge_assist.rules.metrics import REGISTRY
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.storage import Store, migrate
 from tests.hardening.conftest import WEBHOOK_SECRET
 from tests.helpers import wait_for
@@ -91,7 +91,7 @@ def counting(handler: EventHandler) -> tuple[Callable[[dict[str, Any]], None], l
 def event_handler(tmp_path: Path) -> EventHandler:
     store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(store.db)
-    return EventHandler(store, RecordingCommands(), NoLanes(), bot_user_id=lambda: None,  # type: ignore[arg-type]
+    return EventHandler(store, RecordingCommands(), NoLanes(), NoLanes(), bot_user_id=lambda: None,  # type: ignore[arg-type]
                         on_config_changed=lambda pid: None, claim_seconds=30)
 
 
@@ -108,7 +108,8 @@ def run_consumer(queue: Any, handler: Callable[[dict[str, Any]], None]) -> tuple
     return stop, thread
 
 
-def test_in_process_poison_event_is_dead_lettered_after_one_try(event_handler: EventHandler) -> None:
+def test_in_process_poison_event_is_dead_lettered_after_one_try(event_handler: EventHandler,
+                                                                recording: RecordingMetrics) -> None:
     queue = InProcessQueue(first_delay=0.01)
     handle, calls = counting(event_handler)
     queue.publish(unvalidated_event(POISON_BODIES["project id 2^63"]))
@@ -120,7 +121,7 @@ def test_in_process_poison_event_is_dead_lettered_after_one_try(event_handler: E
         stop.set()
         thread.join(3)
     assert len(calls) == 2
-    assert 'merge_assist_dead_letters_total{cause="poison"}' in REGISTRY.render()
+    assert recording.count("dead_letter", "poison") == 2
     reasons = [reason for _event, reason in queue.dead_letters]
     assert any("Overflow" in r or "too large" in r or "int" in r for r in reasons), reasons
     assert any("AttributeError" in r for r in reasons), reasons

@@ -20,7 +20,7 @@ from merge_assist.plugins import BUILTIN_PLUGINS
 from merge_assist.rules.commands import CommandInvocation
 from merge_assist.rules.engine import RuleEngine
 from merge_assist.rules.help import render_help
-from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.rules.model import Actor, EntryState, Outcome, RuleContext
 from merge_assist.rules.plugins import build_plugin_manager
 from tests.e2e.harness import finish_pipelines, make_world
@@ -59,7 +59,7 @@ def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
 
 @pytest.fixture
 def engine_with_entry_points(installed_example: Path) -> RuleEngine:
-    return RuleEngine(build_plugin_manager(BUILTIN_PLUGINS), MetricsRegistry())
+    return RuleEngine(build_plugin_manager(BUILTIN_PLUGINS), RecordingMetrics())
 
 
 def test_example_plugin_imports_only_the_public_api() -> None:

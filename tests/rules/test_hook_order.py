@@ -11,7 +11,7 @@ import pytest
 from merge_assist.plugins import BUILTIN_PLUGINS
 from merge_assist.rules.engine import RuleEngine
 from merge_assist.rules.hookspecs import hookimpl
-from merge_assist.rules.metrics import MetricsRegistry
+from merge_assist.rules.metrics import RecordingMetrics
 from merge_assist.rules.model import Outcome, RuleContext, Verdict
 from merge_assist.rules.plugins import build_plugin_manager
 
@@ -152,12 +152,11 @@ class BrokenWrapper:
 @pytest.mark.parametrize("where", ["before", "after", "twice"])
 def test_a_crashing_wrapper_is_logged_counted_and_the_answers_pass_through(
         where: str, make_engine: EngineFactory, make_context: Callable[..., RuleContext],
-        metrics: MetricsRegistry, caplog: pytest.LogCaptureFixture) -> None:
+        metrics: RecordingMetrics, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="merge_assist.rules")
     engine = make_engine(BrokenWrapper(where), Says("one", []), builtins=())
     assert engine.check_merge(make_context()).verdicts == (Verdict.passed("one", "one"),)
-    errors = metrics.counter("merge_assist_plugin_errors_total", "", ("plugin", "hook"))
-    assert errors.value(plugin="broken_wrapper", hook="merge_assist_check_merge") == 1
+    assert metrics.count("plugin_error", "broken_wrapper", "merge_assist_check_merge") == 1
     assert any("'broken_wrapper'" in record.getMessage() for record in caplog.records)
 
 

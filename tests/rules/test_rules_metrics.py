@@ -1,63 +1,28 @@
-"""The metrics registry and its Prometheus text output."""
+"""The metrics port: a no-op until an implementation is installed, then every call reaches it."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from merge_assist.rules.metrics import REGISTRY, MetricsRegistry
+from merge_assist.rules import metrics as port
+from merge_assist.rules.metrics import METRICS, METRIC_CALLS, RecordingMetrics
 
 
-def test_counter_with_labels_renders_in_exposition_format():
-    registry = MetricsRegistry()
-    errors = registry.counter("merge_assist_plugin_errors_total", "Plugin errors.", ("plugin", "hook"))
-    errors.inc(plugin="acme", hook="merge_assist_check_merge")
-    errors.inc(2, plugin='we"ird\\', hook="x")
-    assert registry.render() == (
-        "# HELP merge_assist_plugin_errors_total Plugin errors.\n"
-        "# TYPE merge_assist_plugin_errors_total counter\n"
-        'merge_assist_plugin_errors_total{plugin="acme",hook="merge_assist_check_merge"} 1\n'
-        'merge_assist_plugin_errors_total{plugin="we\\"ird\\\\",hook="x"} 2\n'
-    )
+def test_calls_bound_at_import_time_reach_the_installed_implementation(recording: RecordingMetrics) -> None:
+    merged = METRICS.merged  # callers may keep the bound method
+    merged("queue")
+    METRICS.failed("rule_refused")
+    METRICS.failed("rule_refused")
+    assert recording.count("merged", "queue") == 1
+    assert recording.count("failed", "rule_refused") == 2
+    assert recording.count("failed", "job_failed") == 0
 
 
-def test_histogram_buckets_are_cumulative():
-    registry = MetricsRegistry()
-    durations = registry.histogram("hook_seconds", "Durations.", ("hook",), buckets=(0.1, 1.0))
-    for value in (0.05, 0.1, 0.5, 3.0):
-        durations.observe(value, hook="h")
-    lines = registry.render().splitlines()
-    assert lines[2:] == [
-        'hook_seconds_bucket{hook="h",le="0.1"} 2',
-        'hook_seconds_bucket{hook="h",le="1"} 3',
-        'hook_seconds_bucket{hook="h",le="+Inf"} 4',
-        'hook_seconds_sum{hook="h"} 3.65',
-        'hook_seconds_count{hook="h"} 4',
-    ]
-    assert durations.count(hook="h") == 4
+def test_unknown_calls_are_refused() -> None:
+    with pytest.raises(AttributeError):
+        RecordingMetrics().no_such_metric("x")  # type: ignore[attr-defined]
 
 
-def test_same_name_returns_the_same_metric_and_misuse_is_refused():
-    registry = MetricsRegistry()
-    assert registry.counter("c", "C.") is registry.counter("c", "C.")
-    with pytest.raises(ValueError, match="already registered as a counter"):
-        registry.histogram("c", "C.")
-    with pytest.raises(ValueError, match="takes labels"):
-        registry.counter("d", "D.", ("plugin",)).inc(hook="x")
-    with pytest.raises(ValueError, match="only goes up"):
-        registry.counter("c", "C.").inc(-1)
-
-
-def test_counters_are_thread_safe():
-    counter = MetricsRegistry().counter("n", "N.")
-    threads = [threading.Thread(target=lambda: [counter.inc() for _ in range(2000)]) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert counter.value() == 16000
-
-
-def test_there_is_a_process_wide_registry():
-    assert isinstance(REGISTRY, MetricsRegistry)
+def test_the_port_lists_every_fact_the_operations_issue_asks_for() -> None:
+    assert {"webhook_delivery", "webhook_acknowledged", "command_to_merge", "pipeline_wait", "merged", "failed",
+            "train_cars", "train_batch", "gitlab_call", "plugin_error", "slack_failure", "lease_takeover"} <= METRIC_CALLS

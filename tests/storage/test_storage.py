@@ -182,3 +182,27 @@ def test_old_delivery_keys_are_forgotten(store):
                         .values(received_at=utcnow() - timedelta(days=8)))
     assert store.deliveries.forget_older_than(days=7) == 1
     assert not store.deliveries.seen("idem:old") and store.deliveries.seen("idem:new")
+
+
+def test_concurrent_migrations_wait_for_each_other(pg_url):
+    """Every pod's init container runs `migrate`: the first one migrates, the others find it done."""
+    import threading
+
+    stores = [Store.open(pg_url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def run(store: Store) -> None:
+        try:
+            migrate.upgrade(store.db)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert migrate.current_revision(stores[0].db) == migrate.head_revision(stores[0].db)
+    for store in stores:
+        store.db.dispose()
