@@ -23,6 +23,7 @@ from merge_assist.rules.engine import RuleOptions
 from merge_assist.rules.errors import GitLabError
 from merge_assist.rules.flow import FlowDeps, rule_context
 from merge_assist.rules.lane_machine import EntryState
+from merge_assist.rules.events import log_event
 from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import LaneKey, MergeRequest, Outcome, Project, QueueEntry
 from merge_assist.rules.ports import Refused
@@ -297,11 +298,15 @@ class TrainLane:
         behind = next((c for c in snapshot.train if c.after_car == car_id), None)
         if behind is not None:
             self.cars.update_car(lane.key, behind.car_id, fence=lane.fence, after_car=None, base_sha=record.commit_sha)
+        self._forget_branch(lane, record)
         for entry in merging:
             self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.MERGED,
                                        f"merged in car {car_id}", fence=lane.fence, merge_commit_sha=record.commit_sha)
+            METRICS.merged("train")
+            METRICS.command_to_merge(max((self.deps.clock.now() - entry.enqueued_at).total_seconds(), 0.0))
+            log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(lane.key), how="train",
+                      car=car_id, sha=record.commit_sha)
             self.deps.feedback.merged(entry.project_id, entry.mr_iid, record.commit_sha, entry.target_branch)
-        self._forget_branch(lane, record)
         return True
 
     def _back_to_waiting(self, lane: _Lane, entries: list[QueueEntry], reason: str) -> None:
@@ -363,6 +368,8 @@ class TrainLane:
     def _proof(self, lane: _Lane, reason: str, pipeline_id: int | None) -> str:
         url = next((r.pipeline_url for r in lane.cars.values() if r.car.pipeline_id == pipeline_id and r.pipeline_url),
                    None)
+        if url is None and pipeline_id and lane.project.web_url:  # the proving car may be gone by now
+            url = f"{lane.project.web_url}/-/pipelines/{pipeline_id}"
         where = f" ({url})" if url else ""
         return f"{reason}{where}. Fix it, then `/merge-assist retry`."
 
@@ -371,6 +378,9 @@ class TrainLane:
         if isinstance(moved, Refused):
             return
         lane.entries.pop(entry.id, None)
+        METRICS.failed("train_ejected")
+        log_event("failed", level=logging.WARNING, project=entry.project_id, mr=entry.mr_iid, lane=str(lane.key),
+                  reason=reason)
         mr = lane.mrs.get(entry.id)
         if mr is not None:
             self.deps.engine.merge_failed(rule_context(self.deps, lane.project, mr, entry), reason, lane.options)
