@@ -138,8 +138,9 @@ async def gitlab_webhook(request: Request) -> Response:
     if not is_relevant(event, hook):
         return _reply(request, 200, "ignored", reason="nothing for the queue in this event")
     key = delivery_key(request.headers, event, hook)
-    message = {"kind": "gitlab", "event": event, "key": key, "event_id": event_id_for(key), "body": hook}
-    with event_scope(message["event_id"]):
+    event_id = event_id_for(key)
+    message: dict[str, Any] = {"kind": "gitlab", "event": event, "key": key, "event_id": event_id, "body": hook}
+    with event_scope(event_id):
         return await _enqueue(request, runtime, event, message)
 
 
