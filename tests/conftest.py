@@ -17,6 +17,7 @@ import pytest
 
 from gitlab_sim import SimClock, Simulator, WebhookSettings
 from merge_assist.plugins import BUILTIN_PLUGINS
+from merge_assist.storage import Store, migrate
 from merge_assist.rules.engine import RuleEngine
 from merge_assist.rules import metrics as metrics_port
 from merge_assist.rules.metrics import RecordingMetrics
@@ -79,6 +80,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'merge-assist.db'}"
     return request.getfixturevalue("pg_url")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on each database of `db_url`."""
+    opened = Store.open(db_url)
+    migrate.upgrade(opened.db)
+    yield opened
+    opened.db.dispose()
 
 
 @pytest.fixture

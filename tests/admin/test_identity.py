@@ -10,14 +10,6 @@ from merge_assist.storage.models import RoleGrant, Role, User
 from tests.helpers import cli
 
 
-@pytest.fixture
-def store(db_url):
-    store = Store.open(db_url)
-    migrate.upgrade(store.db)
-    yield store
-    store.db.dispose()
-
-
 def test_a_grant_does_not_follow_a_name_to_a_new_account(store):
     carl = store.users.ensure_gitlab_user("carl", 201)
     store.users.grant(carl.id, "priority_manager")

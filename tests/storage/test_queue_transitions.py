@@ -18,14 +18,6 @@ ALICE = Actor(101, "alice", "gitlab")
 Q, W, M = EntryState.QUEUED, EntryState.WAITING_PIPELINE, EntryState.MERGING
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    store = Store.open(db_url)
-    migrate.upgrade(store.db)
-    yield store
-    store.db.dispose()
-
-
 def queued(store: Store, iid: int = 1) -> QueueEntry:
     return store.queue.add_entry(1, iid, "main", Priority.NORMAL, "alice")
 

@@ -11,14 +11,6 @@ TABLES = {"train_cars", "users", "roles", "role_grants", "projects", "lanes", "q
           "webhook_deliveries", "audit_log", "alembic_version", "auth_sessions", "sign_in_failures"}
 
 
-@pytest.fixture
-def store(db_url):
-    store = Store.open(db_url)
-    migrate.upgrade(store.db)
-    yield store
-    store.db.dispose()
-
-
 def test_migrations_up_and_down(db_url):
     store = Store.open(db_url)
     migrate.upgrade(store.db)
