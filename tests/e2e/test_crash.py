@@ -74,3 +74,51 @@ def test_worker_killed_at_each_state_finishes_exactly_once(crashing_bot: tuple[B
     assert {"rebasing", "waiting_pipeline", "merging", "merged"} <= set(transitions)
     commands = [a for a in bot.store.audit.entries(target=f"{world.project.id}!{iid}") if a.action == "enqueue"]
     assert [a.outcome for a in commands].count("queued") == 1
+
+
+TRAIN_CONFIG = "merge:\n  mode: train\n  min_batch: 1\n"
+
+
+@pytest.fixture(params=["waiting_pipeline", "merging", "merged"])
+def crashing_train(request: pytest.FixtureRequest, sim: Simulator, tmp_path: Path, pg_url: str, redis_url: str,
+                   redis_prefix: str) -> Iterator[tuple[Bot, World, str]]:
+    from gitlab_sim.sample import make_team
+
+    world = World(**vars(make_team(sim, merge_method="ff", files={"README.md": "hi\n",
+                                                                   ".merge-assist.yml": TRAIN_CONFIG})))
+    workdir = tmp_path / "bot"
+    workdir.mkdir()
+    bot = start_production(sim, world, pg_url, redis_url, redis_prefix, workdir,
+                           worker_env={"MERGE_ASSIST_FAILPOINT": f"after:{request.param}"})
+    yield bot, world, request.param
+    bot.stop()
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        print(logs(bot))
+
+
+def test_a_train_worker_killed_at_each_state_lands_exactly_once(crashing_train: tuple[Bot, World, str]) -> None:
+    bot, world, state = crashing_train
+    iid = world.mr("train-crash")
+    world.sim.commit(world.project, "main", {"other.txt": "moved\n"}, "Move main on", world.maintainer)
+    world.comment(iid, world.dev, "/merge-assist merge")
+    doomed = bot.processes[-1]
+
+    def advance_until_dead() -> bool:
+        world.sim.clock.advance(120)
+        return doomed.poll() is not None
+
+    wait_for(advance_until_dead, timeout=60, interval=0.2, message=f"the worker to die after {state}")
+    assert doomed.returncode == -signal.SIGKILL
+    start_worker(bot, log_name="worker-restarted.log")
+
+    def advance_until_merged() -> bool:
+        world.sim.clock.advance(120)
+        entry = bot.entry(iid, world.project.id)
+        return entry is not None and entry.state is EntryState.MERGED
+
+    wait_for(advance_until_merged, timeout=60, interval=0.3, message="the MR to land after the restart")
+    assert world.sim.merge_request(world.project, iid).state == "merged"
+    assert len(bot.entries(iid, world.project.id)) == 1
+    landings = [d for d in world.sim.deliveries() if d.event == "push" and d.payload.get("ref") == "refs/heads/main"
+                and d.payload.get("user_id") == world.bot.id]
+    assert len(landings) == 1, "the car was pushed to main more than once"
