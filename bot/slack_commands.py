@@ -123,7 +123,7 @@ class SlackCommandRunner:
         except Exception:
             log.exception("Slack command %s for %s failed", command.command, command.slack_user_id)
             text = f"`{command.command}` failed; the admins can see the log."
-        self._responder.respond(command.response_url, text, command.received_at, command.slack_user_id)
+        self._responder.respond_later(command.response_url, text, command.received_at, command.slack_user_id)
 
     def run(self, command: SlackCommandEvent) -> str:
         if command.command == "queue":

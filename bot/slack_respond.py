@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import httpx
@@ -38,6 +39,13 @@ class SlackResponder:
         self._timeout = timeout
         self._clock = clock
         self._direct_message = direct_message
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="merge-assist-slack-respond")
+
+    def respond_later(self, response_url: str | None, text: str, received_at: float | None = None,
+                      slack_user_id: str | None = None) -> None:
+        """`respond` on a small pool of its own: a slow or dead Slack never holds a worker thread
+        that lanes and other commands need."""
+        self._pool.submit(self.respond, response_url, text, received_at, slack_user_id)
 
     def allowed(self, response_url: str) -> bool:
         return origin_of(response_url) in self._origins
