@@ -81,7 +81,7 @@ class Bot:
         entries = self.entries(iid, project_id)
         return entries[0] if entries else None
 
-    def wait_state(self, world: World, iid: int, state: EntryState, timeout: float = 30.0) -> QueueEntry:
+    def wait_state(self, world: World, iid: int, state: EntryState, timeout: float = 60.0) -> QueueEntry:
         def reached() -> QueueEntry | None:
             entry = self.entry(iid, world.project.id)
             return entry if entry is not None and entry.state is state else None
