@@ -130,7 +130,8 @@ def _api_requests_by(team: Team) -> int:
 def run_demo(port: int = 8080, keep_running: bool = True) -> int:
     root = Path(tempfile.mkdtemp(prefix="merge-assist-demo-"))
     print("Merge Assist demo: embedded mode (SQLite + in-process queue) against a GitLab simulator")
-    logging.getLogger("merge_assist.train").setLevel(logging.WARNING)  # the narrator tells the train's story
+    for talkative in ("merge_assist.train", "merge_assist.events"):  # the narrator tells the story
+        logging.getLogger(talkative).setLevel(logging.WARNING)
     team = build_world(root / "gitlab")
     secret = secrets.token_urlsafe(16)
     settings = Settings(database_url=f"sqlite:///{root / 'merge-assist.db'}", gitlab_url=team.sim.url,
