@@ -66,7 +66,7 @@ def commit_config(world: World, text: str, message: str = "Configure Merge Assis
                             message, world.maintainer)
 
 
-def wait_note(world: World, iid: int, *needles: str, timeout: float = 20.0) -> str:
+def wait_note(world: World, iid: int, *needles: str, timeout: float = 60.0) -> str:
     """The first bot note on !iid containing every needle."""
     def found() -> str | None:
         return next((n for n in world.notes(iid) if all(needle in n for needle in needles)), None)
