@@ -180,9 +180,3 @@ class GitWorkspace:
         if "non-fast-forward" in text or "fetch first" in text or "[rejected]" in text:
             raise TargetMoved(text[-500:])
         raise PushRefused(text[-1000:])
-
-    def delete_local_cache(self, project: Project) -> None:
-        """Forget a project's clone (it is made again on the next build)."""
-        repo = self._root / self._server / str(project.id)
-        if repo.exists():
-            shutil.rmtree(repo, ignore_errors=True)

@@ -302,13 +302,6 @@ class PythonGitlabAdapter:
         self._call(lambda: self._gl.http_post(f"/projects/{project_id}/pipelines/{pipeline_id}/retry"),
                    idempotent=False)
 
-    def delete_branch(self, project_id: int, branch: str) -> None:
-        try:
-            self._call(lambda: self._gl.http_delete(
-                f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}"))
-        except NotFound:
-            pass
-
     def rebase(self, project_id: int, iid: int) -> None:
         try:
             self._call(lambda: self._gl.http_put(f"/projects/{project_id}/merge_requests/{iid}/rebase"),

@@ -90,10 +90,6 @@ class GitLabPort(Protocol):
 
     def retry_pipeline(self, project_id: int, pipeline_id: int) -> None: ...
 
-    def delete_branch(self, project_id: int, branch: str) -> None:
-        """Delete a branch; an absent one is fine."""
-        ...
-
     def award_emoji(self, project_id: int, iid: int, note_id: int | None, name: str) -> None:
         """Award an emoji on a note (or the MR when note_id is None); duplicates are fine."""
         ...

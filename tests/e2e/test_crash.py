@@ -35,14 +35,9 @@ def crashing_bot(request: pytest.FixtureRequest, sim: Simulator, ff_world: World
         print(logs(bot))
 
 
-def test_worker_killed_at_each_state_finishes_exactly_once(crashing_bot: tuple[Bot, str], ff_world: World) -> None:
-    bot, state = crashing_bot
-    world = ff_world
-    iid = world.mr("crash")
-    world.sim.commit(world.project, "main", {"other.txt": "moved\n"}, "Move main on", world.maintainer)
-    assert world.sim.mr_json(world.project, iid)["detailed_merge_status"] == "need_rebase"
-    world.comment(iid, world.dev, "/merge-assist merge")
-
+def kill_and_restart_until_merged(bot: Bot, world: World, iid: int, state: str) -> None:
+    """Let the failpoint SIGKILL the worker right after `state` is committed, check the entry
+    stopped there, start a fresh worker and wait until the MR is merged."""
     doomed = bot.processes[-1]
 
     def advance_until_dead() -> bool:
@@ -53,7 +48,6 @@ def test_worker_killed_at_each_state_finishes_exactly_once(crashing_bot: tuple[B
     assert doomed.returncode == -signal.SIGKILL
     crashed_entry = bot.entry(iid, world.project.id)
     assert crashed_entry is not None and crashed_entry.state.value == state
-
     start_worker(bot, log_name="worker-restarted.log")
 
     def advance_until_merged() -> bool:
@@ -62,6 +56,17 @@ def test_worker_killed_at_each_state_finishes_exactly_once(crashing_bot: tuple[B
         return entry is not None and entry.state is EntryState.MERGED
 
     wait_for(advance_until_merged, timeout=60, interval=0.3, message="the MR to merge after the restart")
+
+
+def test_worker_killed_at_each_state_finishes_exactly_once(crashing_bot: tuple[Bot, str], ff_world: World) -> None:
+    bot, state = crashing_bot
+    world = ff_world
+    iid = world.mr("crash")
+    world.sim.commit(world.project, "main", {"other.txt": "moved\n"}, "Move main on", world.maintainer)
+    assert world.sim.mr_json(world.project, iid)["detailed_merge_status"] == "need_rebase"
+    world.comment(iid, world.dev, "/merge-assist merge")
+
+    kill_and_restart_until_merged(bot, world, iid, state)
     mr = world.sim.merge_request(world.project, iid)
     assert mr.state == "merged"
     assert len(bot.entries(iid, world.project.id)) == 1
@@ -101,22 +106,7 @@ def test_a_train_worker_killed_at_each_state_lands_exactly_once(crashing_train: 
     iid = world.mr("train-crash")
     world.sim.commit(world.project, "main", {"other.txt": "moved\n"}, "Move main on", world.maintainer)
     world.comment(iid, world.dev, "/merge-assist merge")
-    doomed = bot.processes[-1]
-
-    def advance_until_dead() -> bool:
-        world.sim.clock.advance(120)
-        return doomed.poll() is not None
-
-    wait_for(advance_until_dead, timeout=60, interval=0.2, message=f"the worker to die after {state}")
-    assert doomed.returncode == -signal.SIGKILL
-    start_worker(bot, log_name="worker-restarted.log")
-
-    def advance_until_merged() -> bool:
-        world.sim.clock.advance(120)
-        entry = bot.entry(iid, world.project.id)
-        return entry is not None and entry.state is EntryState.MERGED
-
-    wait_for(advance_until_merged, timeout=60, interval=0.3, message="the MR to land after the restart")
+    kill_and_restart_until_merged(bot, world, iid, state)
     assert world.sim.merge_request(world.project, iid).state == "merged"
     assert len(bot.entries(iid, world.project.id)) == 1
     landings = [d for d in world.sim.deliveries() if d.event == "push" and d.payload.get("ref") == "refs/heads/main"
