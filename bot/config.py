@@ -49,6 +49,9 @@ class ProjectConfig:
         self._server = dict(server or {})
         self._recheck = recheck_seconds
         self._results: dict[int, tuple[float, dict[str, Any], ConfigResult]] = {}
+        # An error found by a caller without an MR (the lane reading its merge mode) waits here
+        # for the next caller with one: it is reported once per broken SHA, so it must not be lost.
+        self._unreported: dict[int, ConfigError] = {}
         self._lock = threading.Lock()
         # A broken server config is an operator error: refuse to start, naming the key.
         resolve_config(engine, self._server, None)
@@ -64,16 +67,21 @@ class ProjectConfig:
             result = cached[2]
         else:
             result = self._cache.load(project, self._server, project_settings)
-            if result.error is not None and mr is not None:
-                error = result.error
+            with self._lock:
+                self._results[project.id] = (now, project_settings, result)
+                if result.error is not None:
+                    self._unreported[project.id] = result.error
+        if mr is not None:
+            with self._lock:
+                error = self._unreported.pop(project.id, None)
+            if error is not None:
                 self._feedback.comment(
                     project.id, mr.iid,
                     f":warning: Configuration error in `{error.file}` at `{error.key}`: {error.reason}. "
                     "The last valid configuration stays in force until it is fixed.")
-            with self._lock:
-                self._results[project.id] = (now, project_settings, result)
         return {**result.effective, **result.settings}
 
     def invalidate(self, project_id: int) -> None:
         with self._lock:
             self._results.pop(project_id, None)
+            self._unreported.pop(project_id, None)

@@ -131,9 +131,6 @@ BROKEN_CONFIGS = [
 
 
 @pytest.mark.parametrize("broken, key, reason", BROKEN_CONFIGS)
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN BUG, open: passes alone, but after test_blocking_label_refuses_the_merge_command in the same "
-    "process the [unknown-rule] case gets no 'Configuration error' note within 60 s; cause not found yet"))
 def test_broken_repo_config_is_reported_and_the_last_valid_one_stays(
         sim: Simulator, world: World, tmp_path: Path, stop_bots: list[Bot], broken: str, key: str,
         reason: str) -> None:
