@@ -1,4 +1,4 @@
-"""Taking a slash command: what can be answered at once (help, link, unlink, mistakes) is answered;
+"""Taking a slash command: what can be answered at once (help, link, unlink, notify, mistakes) is answered;
 everything else is queued for the workers. No GitLab call happens here, so the acknowledgement
 stays within Slack's 3 seconds however slow GitLab is."""
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from merge_assist.bot.slack_commands import LANE_COMMANDS, NOT_LINKED, NOT_ON_MERGE_REQUESTS, SlackCommandEvent
 from merge_assist.bot.slack_link import CODE_TTL_SECONDS, LinkCodes
-from merge_assist.bot.slack_text import SlashProblem, is_project_path, parse_slash_text
+from merge_assist.bot.slack_text import SlashProblem, SlashRequest, is_project_path, parse_slash_text
 from merge_assist.rules.commands import CommandSpec
 from merge_assist.rules.model import Actor
 from merge_assist.rules.ports import AuditLog
@@ -25,7 +25,16 @@ HELP = """*Merge Assist in Slack*: `/merge-assist <command> <MR>` runs a merge r
 • `/merge-assist queue [group/project] [branch]`: the lanes in merge order, with state, reason and age
 • `/merge-assist pause|resume <group/project> [branch]`: for Maintainers and the admin or project_owner role
 • `/merge-assist link <your GitLab username>`: link your Slack account (then comment the code on a merge request); `/merge-assist unlink`
+• `/merge-assist notify on|off`: a direct message when a merge request you queued merges or fails (linked accounts; off until you turn it on)
 Unlinked Slack users can only read (`status`, `queue`, `help`) and only public projects."""
+NOTIFY_USAGE = "Usage: `/merge-assist notify on|off` (without `on` or `off`: whether it is on)."
+NOTIFY_NOT_LINKED = ("Direct messages go only to linked accounts, since they are about the merge requests your "
+                     "GitLab user queued. Link your Slack account first with `/merge-assist link <your GitLab "
+                     "username>`, then run `/merge-assist notify on`.")
+NOTIFY_UNAVAILABLE = ("Direct messages are not available: this bot has no Slack bot token "
+                      "(`MERGE_ASSIST_SLACK_BOT_TOKEN`), so it cannot message anyone. Ask its admins.")
+NOTIFY_STATE = {True: "on: I send you a direct message when a merge request you queued merges or fails",
+                False: "off: no direct messages about your merge requests (`/merge-assist notify on` to get them)"}
 
 
 class Publisher(Protocol):
@@ -41,13 +50,15 @@ class SlackIntake:
     queue: Publisher
     commands: Callable[[], Mapping[str, CommandSpec]]
     first_time: Callable[[str], bool]
+    can_message: bool = True  # a bot token is set, so direct messages can be sent
 
     @classmethod
     def for_runtime(cls, runtime: "Runtime") -> "SlackIntake":
         settings = runtime.settings
         codes = LinkCodes(settings.slack_signing_secret.reveal()) if settings.slack_signing_secret else None
         return cls(settings.gitlab_url, SlackLinks(runtime.store.db), codes, runtime.store.audit, runtime.queue,
-                   runtime.engine.commands, lambda key: runtime.store.deliveries.first_time(key, "slack"))
+                   runtime.engine.commands, lambda key: runtime.store.deliveries.first_time(key, "slack"),
+                   settings.slack_bot_token is not None)
 
     def help(self) -> str:
         """The Slack commands, then the merge request commands the installed plugins offer."""
@@ -76,6 +87,8 @@ class SlackIntake:
             removed = self.links.unlink(slack_user_id)
             self.audit.record(actor, "slack:unlink", f"slack:{slack_user_id}", "ok" if removed else "noop")
             return "Your Slack account is no longer linked." if removed else "Your Slack account was not linked."
+        if request.name == "notify":
+            return self._notify(slack_user_id, request, actor)
         spec = self.commands().get(request.name)
         if request.name not in LANE_COMMANDS and spec is None:
             return f"I don't know the command `{request.name[:40]}`.\n\n{self.help()}"
@@ -103,3 +116,22 @@ class SlackIntake:
         return (f"To link your Slack account to GitLab user `{username}`, comment this on any merge request of a "
                 f"project this bot manages, as `{username}`, within {CODE_TTL_SECONDS // 60} minutes:\n"
                 f"`/merge-assist link {code}`")
+
+    def _notify(self, slack_user_id: str, request: SlashRequest, actor: Actor) -> str:
+        """Show or set the opt-in to direct messages; a change, or a refusal, is audited."""
+        choice = request.args[0].lower() if len(request.args) == 1 else None
+        if len(request.args) > 1 or request.target is not None or choice not in (None, "on", "off"):
+            return NOTIFY_USAGE
+        target = f"slack:{slack_user_id}"
+        if choice is None:
+            current = self.links.notify_enabled(slack_user_id)
+            return NOTIFY_NOT_LINKED if current is None else f"Direct messages are {NOTIFY_STATE[current]}."
+        enabled = choice == "on"
+        if enabled and not self.can_message:
+            return NOTIFY_UNAVAILABLE
+        previous = self.links.set_notify(slack_user_id, enabled)
+        if previous is None:
+            self.audit.record(actor, "slack:notify", target, "refused", "not linked")
+            return NOTIFY_NOT_LINKED
+        self.audit.record(actor, "slack:notify", target, "ok" if previous != enabled else "noop", choice)
+        return f"Direct messages are now {NOTIFY_STATE[enabled]}."

@@ -1,4 +1,5 @@
-"""Slack channel messages: merged, failed (reason and pipeline link), and stuck (no progress for a while).
+"""Slack channel messages: merged, failed (reason and pipeline link), and stuck (no progress for a while);
+merged and failed also go as a direct message to whoever queued the merge request, if they opted in.
 
 `SlackNotifications` is an ordinary plugin: it implements the notification hooks and describes the
 `slack` options (`rules.slack.channel` in `.merge-assist.yml` or the project settings), so the
@@ -25,6 +26,8 @@ ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 # Given the MR, a broken `.merge-assist.yml` found on the way is reported on it, not lost.
 OptionsFor = Callable[[Project, MergeRequest], Mapping[str, Mapping[str, Any]]]
+# A GitLab user id → the Slack user id to message directly, when that user opted in.
+RecipientFor = Callable[[int], str | None]
 
 
 class Sender(Protocol):
@@ -63,13 +66,16 @@ def pipeline_url(context: RuleContext) -> str:
 
 
 class SlackNotifications:
-    """Posts to the project's channel (else the server's default channel) through `sender`."""
+    """Posts to the project's channel (else the server's default channel) through `sender`, and to
+    the requester of a merged or failed entry when `recipient_for` names them."""
 
     MERGE_ASSIST_NAME = RULE
 
-    def __init__(self, sender: Sender | None, default_channel: str | None) -> None:
+    def __init__(self, sender: Sender | None, default_channel: str | None,
+                 recipient_for: RecipientFor = lambda gitlab_user_id: None) -> None:
         self._sender = sender
         self._default = default_channel or ""
+        self._recipient_for = recipient_for
         self._options_for: OptionsFor | None = None
 
     def read_options_with(self, options_for: OptionsFor) -> None:
@@ -115,6 +121,10 @@ class SlackNotifications:
         channel = self.channel(context.options, context.project, context.merge_request)
         if channel:
             self._sender.send(channel, text)
+        requester = context.entry.requested_by_gitlab_id if context.entry is not None else None
+        recipient = self._recipient_for(requester) if requester is not None else None
+        if recipient:
+            self._sender.send(recipient, text)
 
 
 class StuckEntries(Protocol):

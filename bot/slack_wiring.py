@@ -42,8 +42,10 @@ class SlackServices:
             if sender is not None:
                 sender.send(slack_user_id, f"Your Slack account is now linked to GitLab user `{gitlab_username}`.")
 
-        return cls(settings, store, sender, SlackNotifications(sender, settings.slack_channel),
-                   SlackLinkCommand(codes, SlackLinks(store.db), store.audit, tell_linked))
+        links = SlackLinks(store.db)
+        return cls(settings, store, sender,
+                   SlackNotifications(sender, settings.slack_channel, links.direct_message_recipient),
+                   SlackLinkCommand(codes, links, store.audit, tell_linked))
 
     @property
     def plugins(self) -> tuple[object, ...]:

@@ -191,6 +191,7 @@ class QueueEntry:
     tested_sha: str | None = None
     pipeline_id: int | None = None
     note_id: int | None = None
+    requested_by_gitlab_id: int | None = None  # who queued it; `requested_by` is their name, for display
 
     @property
     def lane(self) -> LaneKey:

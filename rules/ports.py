@@ -112,7 +112,8 @@ class QueueStore(Protocol):
         self, project_id: int, iid: int, target_branch: str, priority: Priority, requested_by: str,
         note_id: int | None = None, *, channel: str = "gitlab", actor_gitlab_id: int | None = None,
     ) -> QueueEntry:
-        """Queue an MR and audit it in one transaction; raises if it is already queued."""
+        """Queue an MR and audit it in one transaction, keeping `actor_gitlab_id` as the requester's
+        id; raises if it is already queued."""
         ...
 
     def get_entry(self, entry_id: int) -> QueueEntry | None: ...

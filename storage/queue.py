@@ -36,6 +36,7 @@ def _entry(row: QueueEntryRow) -> QueueEntry:
         priority=Priority(row.priority), state=EntryState(row.state), requested_by=row.requested_by,
         enqueued_at=row.enqueued_at, updated_at=row.updated_at, reason=row.reason, attempts=row.attempts,
         tested_sha=row.tested_sha, pipeline_id=row.pipeline_id, note_id=row.note_id,
+        requested_by_gitlab_id=row.requested_by_gitlab_id,
     )
 
 
@@ -67,6 +68,7 @@ class QueueRepository:
                 row = QueueEntryRow(
                     project_id=project_id, mr_iid=iid, target_branch=target_branch, priority=int(priority),
                     state=EntryState.QUEUED.value, requested_by=requested_by, note_id=note_id,
+                    requested_by_gitlab_id=actor_gitlab_id,
                 )
                 session.add(row)
                 session.add(AuditRecord(

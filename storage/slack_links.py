@@ -1,8 +1,10 @@
-"""Links between Slack users and GitLab users, keyed by the GitLab user id (names are display only)."""
+"""Links between Slack users and GitLab users, keyed by the GitLab user id (names are display only),
+and each linked user's opt-in to direct messages about the merge requests they queued."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from merge_assist.storage.db import Database
 from merge_assist.storage.models import User
@@ -15,8 +17,8 @@ class SlackLinks:
 
     def by_slack(self, slack_user_id: str) -> UserView | None:
         with self._db.session() as session:
-            user = session.scalar(select(User).where(User.slack_user_id == slack_user_id))
-            if user is None or user.gitlab_user_id is None:
+            user = self._linked(session, slack_user_id)
+            if user is None:
                 return None
             return UserView(user.id, user.username, user.gitlab_user_id, user.gitlab_username, user.slack_user_id)
 
@@ -26,6 +28,7 @@ class SlackLinks:
         with self._db.session() as session:
             for previous in session.scalars(select(User).where(User.slack_user_id == slack_user_id)):
                 previous.slack_user_id = None
+                previous.slack_notify = False
             session.flush()
             user = session.scalar(select(User).where(User.gitlab_user_id == gitlab_user_id))
             if user is None:
@@ -42,4 +45,32 @@ class SlackLinks:
             users = list(session.scalars(select(User).where(User.slack_user_id == slack_user_id)))
             for user in users:
                 user.slack_user_id = None
+                user.slack_notify = False  # a later link, maybe by someone else, starts opted out
             return bool(users)
+
+    def notify_enabled(self, slack_user_id: str) -> bool | None:
+        """Whether this Slack user gets direct messages; None when they are not linked."""
+        with self._db.session() as session:
+            user = self._linked(session, slack_user_id)
+            return None if user is None else user.slack_notify
+
+    def set_notify(self, slack_user_id: str, enabled: bool) -> bool | None:
+        """Set the opt-in; the previous value, or None (and nothing changed) when not linked."""
+        with self._db.session() as session:
+            user = self._linked(session, slack_user_id)
+            if user is None:
+                return None
+            previous, user.slack_notify = user.slack_notify, enabled
+            return previous
+
+    def direct_message_recipient(self, gitlab_user_id: int) -> str | None:
+        """The Slack user id to tell about this GitLab user's merge requests, if they opted in."""
+        with self._db.session() as session:
+            return session.scalar(select(User.slack_user_id).where(
+                User.gitlab_user_id == gitlab_user_id, User.slack_notify.is_(True), User.active.is_(True),
+                User.slack_user_id.is_not(None)))
+
+    @staticmethod
+    def _linked(session: Session, slack_user_id: str) -> User | None:
+        user = session.scalar(select(User).where(User.slack_user_id == slack_user_id))
+        return user if user is not None and user.gitlab_user_id is not None else None

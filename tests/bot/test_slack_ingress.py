@@ -122,6 +122,16 @@ def test_a_replayed_request_is_not_carried_out_twice(client: TestClient, runtime
     assert len(published(runtime)) == 1
 
 
+def test_notify_is_not_turned_on_without_a_bot_token(client: TestClient, runtime: Runtime) -> None:
+    links = SlackLinks(runtime.store.db)
+    links.link("U123", 7, "alice")
+    body = command_body("notify on")
+    assert "no Slack bot token" in post(client, body, signed_headers(body)).json()["text"]
+    assert links.notify_enabled("U123") is False
+    body = command_body("notify off")
+    assert "now off" in post(client, body, signed_headers(body)).json()["text"]
+
+
 def test_unparsable_response_url_never_raises() -> None:
     responder = SlackResponder(("https://hooks.slack.com",))
     for url in ("http://[::1", "https://hooks.slack.com:99999/x", "https://hooks.slack.com/\x00", ""):

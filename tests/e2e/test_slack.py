@@ -1,6 +1,7 @@
 """Slack end to end, on the GitLab simulator with a local fake of Slack (Web API and response_url):
 commands from linked and unlinked users, the queue, channel messages (merged, failed, stuck),
-self-service linking, a Slack outage, and the acknowledgement while GitLab is slow."""
+direct messages to requesters who opted in, self-service linking, a Slack outage, and the
+acknowledgement while GitLab is slow."""
 
 from __future__ import annotations
 
@@ -67,6 +68,18 @@ def mr_url(world: World, iid: int) -> str:
 
 def link(bot: Bot, world: World, slack_user: str = "U-ALICE") -> None:
     SlackLinks(bot.store.db).link(slack_user, world.dev.id, world.dev.username)
+
+
+def opt_in(bot: Bot, slack: FakeSlack, slack_user: str = "U-ALICE", choice: str = "on") -> None:
+    answer = slash_command(bot, f"notify {choice}", slack_user, slack.response_url).json()["text"]
+    assert f"Direct messages are now {choice}" in answer
+
+
+def merge_and_wait(bot: Bot, world: World, slack: FakeSlack, iid: int, slack_user: str, state: EntryState) -> None:
+    slash_command(bot, f"merge {mr_url(world, iid)}", slack_user, slack.response_url)
+    bot.wait_state(world, iid, EntryState.WAITING_PIPELINE)
+    world.sim.clock.advance(700)
+    bot.wait_state(world, iid, state)
 
 
 def answered(slack: FakeSlack, fragment: str) -> str:
@@ -190,6 +203,63 @@ def test_failed_pipeline_and_stuck_entry_reach_the_channel(sim: Simulator, world
         bot.stop()
 
 
+def test_an_opted_in_requester_gets_a_direct_message_when_merged_and_when_failed(
+        any_mode_slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    slack_bot = any_mode_slack_bot
+    link(slack_bot, world)
+    SlackLinks(slack_bot.store.db).link("U-BOB", world.maintainer.id, world.maintainer.username)
+    opt_in(slack_bot, slack, "U-BOB")  # opted in, but queues nothing: hears nothing
+    opt_in(slack_bot, slack)
+    path = world.project.path_with_namespace
+    merged = world.mr("dm-merged")
+    merge_and_wait(slack_bot, world, slack, merged, "U-ALICE", EntryState.MERGED)
+    [direct] = wait_for(lambda: slack.channel_texts("U-ALICE"), message="a direct message on the merge")
+    assert direct.startswith(":white_check_mark: Merged") and f"{path}!{merged}" in direct
+    assert direct in slack.channel_texts(CHANNEL)  # the same text as the channel's
+    world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", fail_when="early", duration=600))
+    broken = world.mr("dm-broken")
+    merge_and_wait(slack_bot, world, slack, broken, "U-ALICE", EntryState.FAILED)
+    failed = wait_for(lambda: next((t for t in slack.channel_texts("U-ALICE") if "Could not merge" in t), None),
+                      message="a direct message on the failure")
+    entry = slack_bot.entry(broken, world.project.id)
+    assert entry is not None and entry.requested_by_gitlab_id == world.dev.id
+    pipeline = world.pipelines_of(broken)[-1]
+    assert f"{path}!{broken}" in failed and entry.reason in failed and f"/-/pipelines/{pipeline.id}>" in failed
+    assert slack.channel_texts("U-BOB") == []
+    [change] = slack_bot.store.audit.entries(action="slack:notify", target="slack:U-ALICE")
+    assert (change.actor, change.channel, change.outcome, change.detail) == ("alice", "slack", "ok", "on")
+
+
+def test_an_opted_out_requester_gets_no_direct_message(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    link(slack_bot, world)
+    SlackLinks(slack_bot.store.db).link("U-BOB", world.maintainer.id, world.maintainer.username)
+    never = world.mr("dm-never")  # alice never opted in: off by default
+    merge_and_wait(slack_bot, world, slack, never, "U-ALICE", EntryState.MERGED)
+    opt_in(slack_bot, slack)
+    opt_in(slack_bot, slack, choice="off")
+    switched_off = world.mr("dm-off")
+    merge_and_wait(slack_bot, world, slack, switched_off, "U-ALICE", EntryState.MERGED)
+    # Bob's direct message, queued on the one sender after anything about alice's merges, is the sync point.
+    opt_in(slack_bot, slack, "U-BOB")
+    bobs = world.mr("dm-bob", author=world.maintainer)
+    merge_and_wait(slack_bot, world, slack, bobs, "U-BOB", EntryState.MERGED)
+    wait_for(lambda: slack.channel_texts("U-BOB"), message="bob's direct message")
+    assert slack.channel_texts("U-ALICE") == []
+    assert sum("Merged" in t for t in slack.channel_texts(CHANNEL)) == 3
+    status = slash_command(slack_bot, "notify", "U-ALICE", slack.response_url).json()["text"]
+    assert "Direct messages are off" in status
+
+
+def test_notify_is_refused_to_an_unlinked_user(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
+    for text in ("notify on", "notify"):
+        answer = slash_command(slack_bot, text, "U-NOBODY", slack.response_url).json()["text"]
+        assert "only to linked accounts" in answer and "/merge-assist link" in answer
+    [refusal] = slack_bot.store.audit.entries(action="slack:notify")
+    assert (refusal.actor, refusal.target, refusal.outcome) == ("slack:U-NOBODY", "slack:U-NOBODY", "refused")
+    helped = slash_command(slack_bot, "help", "U-NOBODY", slack.response_url).json()["text"]
+    assert "/merge-assist notify on|off" in helped
+
+
 def test_linking_with_the_one_time_code(slack_bot: Bot, world: World, slack: FakeSlack) -> None:
     links = SlackLinks(slack_bot.store.db)
     iid = world.mr("linking")
@@ -212,9 +282,11 @@ def test_linking_with_the_one_time_code(slack_bot: Bot, world: World, slack: Fak
 
 @pytest.mark.parametrize("mode", ["error", "hang"])
 def test_a_slack_outage_delays_no_merge(slack_bot: Bot, world: World, slack: FakeSlack, mode: str) -> None:
-    slack.mode = mode
     link(slack_bot, world)
+    opt_in(slack_bot, slack)  # the merged messages go to the channel and to alice directly
+    slack.mode = mode
     first, second = world.mr("outage-1"), world.mr("outage-2")
+    started = time.monotonic()
     for iid in (first, second):
         slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", slack.response_url)
     slack_bot.wait_state(world, first, EntryState.WAITING_PIPELINE)
@@ -223,9 +295,13 @@ def test_a_slack_outage_delays_no_merge(slack_bot: Bot, world: World, slack: Fak
         world.sim.clock.advance(100)
         return all(world.state(iid) == "merged" for iid in (first, second))
 
-    # Within the usual wait (generous: CI runs it beside the heavy tests), though every Slack
-    # message meanwhile fails or hangs.
     wait_for(both_merged, timeout=60, interval=0.2, message="both merges")
+    took = time.monotonic() - started
+    print(f"both merged in {took:.1f}s while every Slack Web API call {'failed' if mode == 'error' else 'hung'}")
+    # The lane waiting on the first merge's two messages (channel, direct) before the second merge
+    # would cost at least twice the sender's retries: in both modes well over 15 s; the merges
+    # themselves take a few seconds.
+    assert took < 15
     assert slack.attempts >= 1 and slack.messages == []
 
 
@@ -236,8 +312,10 @@ def test_acknowledgement_while_gitlab_is_slow(slack_bot: Bot, world: World, slac
     started = time.perf_counter()
     # Slack gives up after 3 seconds; the client does the same here.
     ack = slash_command(slack_bot, f"merge {mr_url(world, iid)}", "U-ALICE", slack.response_url, timeout=3.0)
-    print(f"acknowledged in {time.perf_counter() - started:.3f}s with every GitLab answer delayed by 5s")
+    took = time.perf_counter() - started
+    print(f"acknowledged in {took:.3f}s with every GitLab answer delayed by 5s")
     assert ack.status_code == 200 and "On it" in ack.json()["text"]
+    assert took < 1.5  # well inside the 3 s, not just within them
     world.sim.backend.response_delay = 0.0
     answered(slack, "Queued")
 
