@@ -154,13 +154,14 @@ class GitWorkspace:
 
     # -- landing ------------------------------------------------------------------------------
 
-    def land(self, project: Project, target_branch: str, commit_sha: str, source_updates: dict[str, str]) -> None:
+    def land(self, project: Project, target_branch: str, commit_sha: str, source_updates: dict[str, str],
+             *, target_pipeline: bool = True) -> None:
         with self._lock(project):
             repo = self._repo(project)
             if source_updates:
                 refspecs = [f"+{sha}:refs/heads/{branch}" for branch, sha in sorted(source_updates.items())]
                 self._push(repo, *refspecs, options=("ci.skip",))
-            self._push(repo, f"{commit_sha}:refs/heads/{target_branch}")
+            self._push(repo, f"{commit_sha}:refs/heads/{target_branch}", options=() if target_pipeline else ("ci.skip",))
 
     def delete_branches(self, project: Project, branches: Sequence[str]) -> None:
         """Delete temporary branches with one git push (no API request); absent ones are fine."""

@@ -56,6 +56,34 @@ class Workload:
     target_pushes: int = 0  # commits pushed to the target by someone else during the run
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """One MR of a workload: when it arrives (in D), whether it is bad and when its failure shows."""
+
+    mr_id: int
+    at: float
+    bad: bool
+    fail_after: float
+    urgent: bool
+    cancel_at: float | None
+    push_at: float | None
+
+
+def draw_arrivals(workload: Workload, rng: random.Random) -> list[Arrival]:
+    """The workload's MRs, drawn in a fixed order so that bench/trains.py can replay a seed's MRs on
+    the simulator and compare with this model run for run."""
+    arrivals = []
+    for mr_id in range(workload.mrs):
+        bad = rng.random() < workload.p_bad
+        urgent = rng.random() < workload.p_urgent
+        fail_after = rng.uniform(0.2, 1.0)
+        at = mr_id * workload.gap
+        cancel_at = at + rng.uniform(0, 2) if rng.random() < workload.p_cancel else None
+        push_at = at + rng.uniform(0, 2) if rng.random() < workload.p_push else None
+        arrivals.append(Arrival(mr_id, at, bad, fail_after, urgent, cancel_at, push_at))
+    return arrivals
+
+
 @dataclass
 class SimMr:
     mr_id: int
@@ -120,16 +148,15 @@ class TrainModel:
 
     def run(self) -> Outcome:
         w = self.workload
-        for mr_id in range(w.mrs):
-            bad = self.rng.random() < w.p_bad
-            urgent = self.rng.random() < w.p_urgent
-            self.mrs[mr_id] = SimMr(mr_id, mr_id * w.gap, bad, self.rng.uniform(0.2, 1.0),
-                                    Priority.URGENT if urgent else Priority.NORMAL)
-            self._at(mr_id * w.gap, "arrive", mr_id)
-            if self.rng.random() < w.p_cancel:
-                self._at(mr_id * w.gap + self.rng.uniform(0, 2), "cancel", mr_id)
-            if self.rng.random() < w.p_push:
-                self._at(mr_id * w.gap + self.rng.uniform(0, 2), "push", mr_id)
+        for arrival in draw_arrivals(w, self.rng):
+            mr_id = arrival.mr_id
+            self.mrs[mr_id] = SimMr(mr_id, arrival.at, arrival.bad, arrival.fail_after,
+                                    Priority.URGENT if arrival.urgent else Priority.NORMAL)
+            self._at(arrival.at, "arrive", mr_id)
+            if arrival.cancel_at is not None:
+                self._at(arrival.cancel_at, "cancel", mr_id)
+            if arrival.push_at is not None:
+                self._at(arrival.push_at, "push", mr_id)
         for number in range(w.target_pushes):
             self._at(self.rng.uniform(0, w.mrs * w.gap), "target", -1 - number)
         arrived: set[int] = set()

@@ -1,9 +1,9 @@
 """Merge trains against the GitLab simulator on a virtual clock: time to merge, pipelines, API cost.
 
 The real bot (embedded: SQLite, in-process queue, real git for the cars) runs against the
-simulator; the simulator's clock only moves when this driver advances it, in steps of D/20, and
-after each step the driver waits until the bot has handled everything (webhooks delivered, its
-queue idle). CI is the simulator's tree CI (gitlab_sim.TreeCI): a tree holding a bad MR fails, at a
+simulator; the simulator's clock only moves when this driver advances it, from one pipeline event
+or arrival to the next, and after each step the driver waits until the bot has handled everything
+(webhooks delivered, its queue idle), so the bot acts at the simulated moment things happen. CI is the simulator's tree CI (gitlab_sim.TreeCI): a tree holding a bad MR fails, at a
 uniform 0.2-1.0 D; flaky pipelines fail at random; the simulator runs at most N pipelines at once.
 
 Workload (issue 10): MRs arriving one every 0.25 D, each bad with probability p. Figures per mode:
@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gitlab_sim import SimClock, Simulator, TreeCI, WebhookSettings  # noqa: E402
+from gitlab_sim import PipelineRequest, SimClock, Simulator, TreeCI, WebhookSettings  # noqa: E402
 from gitlab_sim.sample import Team, make_team  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+import train_model  # noqa: E402
 
 D = 600.0  # one pipeline, in simulated seconds
 STEP = D / 20
@@ -84,7 +88,7 @@ class Result:
     seeds: int = 1
     per_seed: list[tuple[float, float]] = field(default_factory=list)
 
-    def row(self) -> str:
+    def row(self, model: str = "- | - | -") -> str:
         if self.per_seed:  # the mean over seeds of each seed's mean and p90
             mean = statistics.fmean(m for m, _ in self.per_seed)
             p90 = statistics.fmean(p for _, p in self.per_seed)
@@ -94,12 +98,19 @@ class Result:
         per = max(self.merged, 1)
         return (f"| {self.workload.label} | {self.mode} | {self.seeds} | {mean:.2f} | {p90:.2f} | {self.pipelines / per:.2f} | "
                 f"{self.api_requests / per:.1f} | {self.merged} | {self.bad_merged} | {self.good_not_merged} | "
-                f"{self.real_seconds:.0f} |")
+                f"{model} | {self.real_seconds:.0f} |")
+
+
+def model_row(workload: Workload, seeds: range) -> str:
+    settings = replace(train_model.TRAIN, pipeline_limit=workload.runners, flaky_retries=workload.flaky_retries)
+    figures = train_model.summarize(model_workload(workload), settings, seeds)
+    return f"{figures['mean']:.2f} | {figures['p90']:.2f} | {figures['pipes']:.2f}"
 
 
 def config(mode: str, workload: Workload) -> str:
+    # The landed commit is a tested car: no second pipeline for the target on the same runners.
     return (f"merge:\n  mode: {mode}\n  pipeline_limit: {workload.runners}\n  flaky_retries: {workload.flaky_retries}\n"
-            "rules:\n  approvals: false\n")
+            f"  target_pipeline: false\nrules:\n  approvals: false\n")
 
 
 def start_bot(team: Team, workdir: Path) -> tuple[object, object]:
@@ -126,9 +137,28 @@ def settle(sim: Simulator, runtime: object, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def model_workload(workload: Workload) -> train_model.Workload:
+    return train_model.Workload(mrs=workload.mrs, gap=workload.gap, p_bad=workload.p_bad, flaky=workload.flaky,
+                                runners=workload.runners)
+
+
+def tree_ci(sim: Simulator, workload: Workload, mrs: list[train_model.Arrival]) -> TreeCI:
+    """The simulator's CI judging trees, with each bad MR failing at its own offset, as in the model."""
+    def fail_offset(request: PipelineRequest) -> float:
+        causes = ci.verdict(request.project_path, request.sha).all_causes
+        offsets = [mrs[int(match.group(1))].fail_after for match in map(BAD_FILE.match, causes) if match]
+        return min(offsets) if offsets else random.Random(f"{request.sha}:{request.attempt}").uniform(0.2, 1.0)
+
+    ci = TreeCI(sim, duration=D, fail_at=fail_offset, flaky_rate=workload.flaky, seed=workload.seed)
+    return ci
+
+
+BAD_FILE = re.compile(r"src/change(\d+)\.txt is marked BROKEN")
+
+
 def run(workload: Workload, mode: str) -> Result:
     started = time.monotonic()
-    rng = random.Random(workload.seed)
+    mrs = train_model.draw_arrivals(model_workload(workload), random.Random(workload.seed))
     with tempfile.TemporaryDirectory(prefix="bench-trains-") as tmp:
         root = Path(tmp)
         sim = Simulator(root / "sim", SimClock.virtual_clock(), rebase_delay=0.0,
@@ -138,12 +168,11 @@ def run(workload: Workload, mode: str) -> Result:
             # project it would land untested combinations, which is what trains are for.
             team = make_team(sim, merge_method="ff" if mode == "serial" else "merge",
                              files={"README.md": "bench\n", ".merge-assist.yml": config(mode, workload)})
-            ci = TreeCI(sim, duration=D, fail_at=(0.2, 1.0), flaky_rate=workload.flaky, seed=workload.seed)
-            sim.set_pipeline_plan(ci)
+            sim.set_pipeline_plan(tree_ci(sim, workload, mrs))
             sim.set_runner_capacity(workload.runners)
             runtime, server = start_bot(team, root)
             try:
-                return drive(workload, mode, team, runtime, rng, started)
+                return drive(workload, mode, team, runtime, mrs, started)
             finally:
                 server.stop()  # type: ignore[attr-defined]
                 runtime.stop()  # type: ignore[attr-defined]
@@ -151,10 +180,11 @@ def run(workload: Workload, mode: str) -> Result:
             sim.stop()
 
 
-def drive(workload: Workload, mode: str, team: Team, runtime: object, rng: random.Random, started: float) -> Result:
+def drive(workload: Workload, mode: str, team: Team, runtime: object, mrs: list[train_model.Arrival],
+          started: float) -> Result:
     sim, project = team.sim, team.project
     start = sim.clock.now()
-    arrivals = [start + index * workload.gap * D for index in range(workload.mrs)]
+    arrivals = [start + mr.at * D for mr in mrs]
     bad: set[int] = set()
     commanded: dict[int, float] = {}
     skip = " [skip ci]" if mode == "train" else ""  # in a train the cars test; the MR's own CI ran earlier
@@ -165,7 +195,7 @@ def drive(workload: Workload, mode: str, team: Team, runtime: object, rng: rando
         while arrivals and arrivals[0] <= sim.clock.now():
             arrivals.pop(0)
             index = len(commanded)
-            is_bad = rng.random() < workload.p_bad
+            is_bad = mrs[index].bad
             content = "BROKEN\n" if is_bad else f"change {index}\n"
             sim.commit(project, f"mr-{index}", {f"src/change{index}.txt": content}, f"Change {index}{skip}", team.dev)
             mr = sim.create_merge_request(project, f"mr-{index}", author=team.dev, title=f"Change {index}")
@@ -177,7 +207,7 @@ def drive(workload: Workload, mode: str, team: Team, runtime: object, rng: rando
         settle(sim, runtime)
         if not arrivals and all(_done(sim, project, iid, runtime) for iid in commanded):
             break
-        sim.clock.advance(STEP)
+        sim.clock.advance(next_step(sim, arrivals))
     merged = {iid: sim.merge_request(project, iid) for iid in commanded}
     ttm = [((mr.merged_at or 0.0) - commanded[iid]) / D for iid, mr in merged.items()
            if mr.state == "merged" and iid not in bad]
@@ -187,9 +217,51 @@ def drive(workload: Workload, mode: str, team: Team, runtime: object, rng: rando
         waited = [p for p in sim.pipelines(project) if p.id not in pipelines_before and p.ref.startswith("mr-")]
     requests = len([r for r in sim.request_log("api") if r.user_id == team.bot.id]) - requests_before
     landed = [iid for iid, mr in merged.items() if mr.state == "merged"]
+    if TRACE and mode == "train":
+        trace(sim, project, runtime, start, commanded, merged, bad)
     return Result(workload, mode, ttm, len([p for p in waited if p.status != "skipped"]), requests, len(landed),
                   len([iid for iid in landed if iid in bad]),
                   len([iid for iid in commanded if iid not in bad and iid not in landed]), time.monotonic() - started)
+
+
+def trace(sim: Simulator, project: object, runtime: object, start: float, commanded: dict[int, float],
+          merged: dict[int, object], bad: set[int]) -> None:
+    """Every car's pipeline on the virtual clock (in D), for finding where time goes."""
+    from sqlalchemy import select
+
+    from merge_assist.storage.models import QueueEntryRow, TrainCarRow
+
+    def at(value: float | None) -> str:
+        return f"{(value - start) / D:6.2f}" if value is not None else "     -"
+
+    with runtime.store.db.session() as session:  # type: ignore[attr-defined]
+        iids = {row.id: row.mr_iid for row in session.scalars(select(QueueEntryRow))}
+        cars = {row.pipeline_id: row for row in session.scalars(select(TrainCarRow)) if row.pipeline_id}
+    out = sys.stderr
+    for pipeline in sim.pipelines(project):  # type: ignore[arg-type]
+        car = cars.get(pipeline.id)
+        if car is None:
+            continue
+        riders = ",".join(f"{iids.get(e, e)}{'*' if iids.get(e) in bad else ''}" for e, _ in car.riders)
+        held = ",".join(str(iids.get(e, e)) for e, _ in car.held)
+        print(f"pipeline {pipeline.id:4} car {car.car_id:3}{' side' if car.side else '     '} "
+              f"created {at(pipeline.created_at)} started {at(pipeline.started_at)} "
+              f"finished {at(pipeline.finished_at)} {pipeline.status:9} riders [{riders}] held [{held}] "
+              f"{car.status}: {car.reason[:70]}", file=out)
+    for iid, when in commanded.items():
+        mr = merged[iid]
+        print(f"!{iid}{'*' if iid in bad else ' '} commanded {at(when)} merged {at(getattr(mr, 'merged_at', None))}",
+              file=out)
+
+
+TRACE = False
+
+
+def next_step(sim: Simulator, arrivals: list[float]) -> float:
+    """To the next pipeline event or arrival, so that the bot acts at the moment things happen."""
+    now = sim.clock.now()
+    due = [when for when in (sim.clock.next_due(), arrivals[0] if arrivals else None) if when is not None]
+    return max(min(due) - now, 0.0) if due else STEP
 
 
 def _done(sim: Simulator, project: object, iid: int, runtime: object) -> bool:
@@ -211,23 +283,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 MRs, base workload only")
     parser.add_argument("--mrs", type=int, default=None)
-    parser.add_argument("--seeds", type=int, default=3, help="runs per train row (figures are means over seeds)")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="runs of the base and flaky rows (figures are means over seeds)")
+    parser.add_argument("--other-seeds", type=int, default=1, help="runs of each other row")
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--rows", default="", help="only these rows, by number from 0 (e.g. 0,1); the serial row "
+                                                   "goes with row 0")
     parser.add_argument("--serial-mrs", type=int, default=20,
                         help="serial mode lands one MR per D: a smaller workload keeps it to minutes")
+    parser.add_argument("--trace", action="store_true", help="print every car's pipeline timeline to stderr")
     args = parser.parse_args(argv)
+    global TRACE
+    TRACE = args.trace
     workloads = WORKLOADS[:1] if args.quick else WORKLOADS
     size = args.mrs or (20 if args.quick else 80)
-    print("D = one pipeline; MRs every 0.25 D; virtual clock stepped by D/20; "
+    print("D = one pipeline; MRs every 0.25 D; virtual clock moved from event to event; "
           "train: merge-commit project; serial: fast-forward project (rebase, test, merge one at a time)")
+    print("model = bench/train_model.py (the same planner, no GitLab) on the same MRs (same bad MRs, same "
+          "failure offsets), for how much the real executor, git and webhooks add")
     print("| workload | mode | seeds | mean D | p90 D | pipelines/merged MR | API requests/merged MR | merged |"
-          " bad merged | good not merged | real s |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          " bad merged | good not merged | model mean D | model p90 D | model pipelines | real s |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    chosen_rows = {int(number) for number in args.rows.split(",") if number.strip()}
     for index, workload in enumerate(workloads):
-        seeds = args.seeds if index < 2 else 1  # the base and flaky rows are averaged over seeds
-        runs = [run(Workload(**{**workload.__dict__, "mrs": size, "seed": seed}), "train")
-                for seed in range(1, seeds + 1)]
-        print(merge_results(runs).row(), flush=True)
-        if index == 0:
+        if chosen_rows and index not in chosen_rows:
+            continue
+        seeds = args.seeds if index < 2 else args.other_seeds  # the targets' rows get the most seeds
+        sized = Workload(**{**workload.__dict__, "mrs": size})
+        chosen = range(args.first_seed, args.first_seed + seeds)
+        runs = [run(Workload(**{**sized.__dict__, "seed": seed}), "train") for seed in chosen]
+        print(merge_results(runs).row(model_row(sized, chosen)), flush=True)
+        if index == 0 and args.serial_mrs:
             serial = Workload(**{**workload.__dict__, "mrs": min(size, args.serial_mrs),
                                  "label": f"{workload.label} ({min(size, args.serial_mrs)} MRs)"})
             print(run(serial, "serial").row(), flush=True)

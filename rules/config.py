@@ -33,13 +33,17 @@ PROJECT_SOURCE = "project settings"
 
 SETTINGS_DEFAULTS: dict[str, dict[str, Any]] = {"merge": {
     "squash": None, "mode": "serial", "pipeline_limit": 4, "min_batch": 2, "max_batch": 4, "flaky_retries": 0,
+    "target_pipeline": True,
 }}
 """Non-rule settings, under `merge`:
 - `squash`: true/false forces squashing; null keeps each MR's choice;
 - `mode`: `serial` (one MR at a time: rebase, its pipeline, merge) or `train` (cars tested in parallel);
 - `pipeline_limit`: train pipelines the lane may run at once (fit it to the project's runners);
 - `min_batch`/`max_batch`: MRs per car (batches grow when more MRs wait than free pipelines);
-- `flaky_retries`: how often a failure is re-tested before an MR is ejected as broken."""
+- `flaky_retries`: how often a failure is re-tested before an MR is ejected as broken;
+- `target_pipeline` (train): false pushes a landing car with `ci.skip`, so GitLab starts no pipeline
+  for the target branch; the landed commit is a car's tested commit, so that pipeline would only
+  test it again, on the same runners the cars need. Keep true when deployments run from it."""
 MERGE_NUMBER_RANGES = {"pipeline_limit": (1, 50), "min_batch": (1, 20), "max_batch": (1, 20), "flaky_retries": (0, 5)}
 
 

@@ -104,6 +104,11 @@ class TrainLane:
             return
         if self.cars.record_pipeline(lane, record.car.car_id, outcome, reason, **fields) and outcome is CarStatus.FAILED:
             METRICS.train_batch("failed")
+            run_id = pipeline_id or record.car.pipeline_id
+            if failed_job and run_id:
+                # The car's verdict is in; the rest of its pipeline would only hold a runner that
+                # the side cars and the cars behind it are waiting for.
+                self._cancel_run(lane, run_id)
 
     def poll_pipelines(self, lane: LaneKey, fence: int, project: Project) -> None:
         """The safety net for lost webhooks: ask GitLab about every running car."""
@@ -278,7 +283,8 @@ class TrainLane:
             merging.append(moved)
         assert record.commit_sha is not None
         try:
-            self.builder.land(lane.project, lane.key.target_branch, record.commit_sha, record.source_updates)
+            self.builder.land(lane.project, lane.key.target_branch, record.commit_sha, record.source_updates,
+                              target_pipeline=bool((lane.options.get("merge") or {}).get("target_pipeline", True)))
         except TargetMoved:
             self._back_to_waiting(lane, merging, f"the target branch moved before car {car_id} landed")
             return False
@@ -295,8 +301,8 @@ class TrainLane:
         self.cars.update_car(lane.key, car_id, fence=lane.fence, status=CarStatus.LANDED,
                              reason=f"landed {record.commit_sha[:12]}")
         METRICS.train_batch("landed")
-        behind = next((c for c in snapshot.train if c.after_car == car_id), None)
-        if behind is not None:
+        # Every car built on it: a failed car dropped in this round may come first.
+        for behind in (c for c in snapshot.train if c.after_car == car_id):
             self.cars.update_car(lane.key, behind.car_id, fence=lane.fence, after_car=None, base_sha=record.commit_sha)
         self._forget_branch(lane, record)
         for entry in merging:
@@ -306,6 +312,10 @@ class TrainLane:
             METRICS.command_to_merge(max((self.deps.clock.now() - entry.enqueued_at).total_seconds(), 0.0))
             log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(lane.key), how="train",
                       car=car_id, sha=record.commit_sha)
+            mr = lane.mrs.get(entry.id)
+            if mr is not None:
+                self.deps.engine.after_merge(rule_context(self.deps, lane.project, mr, entry), record.commit_sha,
+                                             lane.options)
             self.deps.feedback.merged(entry.project_id, entry.mr_iid, record.commit_sha, entry.target_branch)
         return True
 
@@ -338,10 +348,17 @@ class TrainLane:
             ids = [record.car.pipeline_id] if record.car.pipeline_id is not None else [
                 run.id for run in self.deps.gitlab.pipelines_for_sha(lane.project.id, record.commit_sha or "")
                 if run.status in ("created", "pending", "running")]
-            for pipeline_id in ids:
-                self.deps.gitlab.cancel_pipeline(lane.project.id, pipeline_id)
         except GitLabError as exc:
-            log.warning("lane %s: cannot cancel the pipeline of car %s: %s", lane.key, record.car.car_id, exc)
+            log.warning("lane %s: cannot find the pipeline of car %s: %s", lane.key, record.car.car_id, exc)
+            return
+        for pipeline_id in ids:
+            self._cancel_run(lane.key, pipeline_id)
+
+    def _cancel_run(self, lane: LaneKey, pipeline_id: int) -> None:
+        try:
+            self.deps.gitlab.cancel_pipeline(lane.project_id, pipeline_id)
+        except GitLabError as exc:
+            log.warning("lane %s: cannot cancel pipeline %s: %s", lane, pipeline_id, exc)
 
     def _forget_branch(self, lane: _Lane, record: CarRecord) -> None:
         if record.branch:

@@ -90,9 +90,10 @@ class CarBuilder(Protocol):
         """Commit base + riders (by the project's merge method), push it to `branch`."""
         ...
 
-    def land(self, project: Project, target_branch: str, commit_sha: str, source_updates: dict[str, str]) -> None:
+    def land(self, project: Project, target_branch: str, commit_sha: str, source_updates: dict[str, str],
+             *, target_pipeline: bool = True) -> None:
         """Push each rebased head to its source branch (no pipeline), then fast-forward the target to
-        `commit_sha`; raises TargetMoved or PushRefused."""
+        `commit_sha` (with no pipeline unless `target_pipeline`); raises TargetMoved or PushRefused."""
         ...
 
     def delete_branches(self, project: Project, branches: Sequence[str]) -> None:

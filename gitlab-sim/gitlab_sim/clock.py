@@ -67,6 +67,12 @@ class SimClock:
             heapq.heappush(self._events, _Event(due, next(self._seq), callback))
             self._cond.notify_all()
 
+    def next_due(self) -> float | None:
+        """When the next scheduled event is due (None when nothing is scheduled), so that a driver
+        of a virtual clock can jump from event to event instead of stepping."""
+        with self._cond:
+            return self._events[0].due if self._events else None
+
     def advance(self, seconds: float) -> None:
         """Virtual clocks only: move time forward, firing due events in order."""
         if not self.virtual:

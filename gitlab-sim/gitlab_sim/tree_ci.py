@@ -12,9 +12,12 @@ The ready-made rule, ``markers_and_calls``, fails a tree when
   ``src/defs/old`` to ``src/defs/new`` and fixes its callers, MR B adds ``call old``).
 
 On top of the tree's verdict, each pipeline (and each retry) is flaky with probability
-``flaky_rate``; a failing pipeline's failing job ends at a fraction of ``duration`` drawn
-uniformly from ``fail_at`` (or returned by a callable). Draws come from an RNG seeded by
-``(seed, project, sha, attempt)``, so a run is reproducible whatever order pipelines start in.
+``flaky_rate``. A failing pipeline's failing job ends at a fraction of ``duration`` drawn
+uniformly from ``fail_at`` (or returned by a callable): once per cause of failure, as the same
+broken test fails at the same point of every pipeline that holds it (a tree with several causes
+fails at the earliest), and once per pipeline for a flaky failure. Draws come from RNGs seeded by
+``(seed, project, cause)`` and ``(seed, project, sha, attempt)``, so a run is reproducible whatever
+order pipelines start in.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ CALL_LINE = re.compile(r"^\s*call\s+(\S+)\s*$")
 class TreeVerdict:
     passed: bool
     reason: str | None = None  # why the tree fails, for test messages
+    causes: tuple[str, ...] = ()  # every reason it fails (the reason alone when a rule gives no list)
+
+    @property
+    def all_causes(self) -> tuple[str, ...]:
+        return self.causes or ((self.reason or "failed",) if not self.passed else ())
 
 
 TreeRule = Callable[[Mapping[str, bytes]], TreeVerdict]  # path -> content of every file
@@ -50,17 +58,18 @@ FailAt = tuple[float, float] | Callable[[PipelineRequest], float]
 def markers_and_calls(files: Mapping[str, bytes]) -> TreeVerdict:
     """The ready-made rule: no ``BROKEN`` line anywhere, every ``call <name>`` defined."""
     defined = {path.removeprefix(DEFINITIONS_DIR) for path in files if path.startswith(DEFINITIONS_DIR)}
+    causes: list[str] = []
     for path, content in sorted(files.items()):
         lines = content.decode(errors="replace").splitlines()
         if any(line.strip() == BROKEN_MARKER for line in lines):
-            return TreeVerdict(False, f"{path} is marked {BROKEN_MARKER}")
+            causes.append(f"{path} is marked {BROKEN_MARKER}")
         if not path.startswith(SOURCE_DIR) or path.startswith(DEFINITIONS_DIR):
             continue
         for line in lines:
             match = CALL_LINE.match(line)
             if match and match.group(1) not in defined:
-                return TreeVerdict(False, f"{path} calls undefined {match.group(1)}")
-    return TreeVerdict(True)
+                causes.append(f"{path} calls undefined {match.group(1)}")
+    return TreeVerdict(not causes, causes[0] if causes else None, tuple(causes))
 
 
 @dataclass
@@ -80,11 +89,19 @@ class TreeCI:
     def __call__(self, request: PipelineRequest) -> PipelinePlan:
         rng = random.Random(f"{self.seed}:{request.project_path}:{request.sha}:{request.attempt}")
         flaky = rng.random() < self.flaky_rate
-        if self.verdict(request.project_path, request.sha).passed and not flaky:
+        verdict = self.verdict(request.project_path, request.sha)
+        if verdict.passed and not flaky:
             return PipelinePlan("pass", self.duration)
         if flaky:
             self.flaky_pipeline_ids.add(request.pipeline_id)
-        fraction = self.fail_at(request) if callable(self.fail_at) else rng.uniform(*self.fail_at)
+        if callable(self.fail_at):
+            fraction = self.fail_at(request)
+        else:
+            draws = [random.Random(f"{self.seed}:{request.project_path}:{cause}").uniform(*self.fail_at)
+                     for cause in verdict.all_causes]
+            if flaky:
+                draws.append(rng.uniform(*self.fail_at))
+            fraction = min(draws)
         return PipelinePlan("fail", self.duration, fail_at=min(max(fraction, 1e-6), 1.0))
 
     def verdict(self, project_path: str, sha: str) -> TreeVerdict:

@@ -31,7 +31,7 @@ def test_layers_later_wins_option_by_option(engine):
     assert result.effective["target_branch"]["patterns"] == ["*"]  # built-in default
     assert "discussions" not in result.enabled and "approvals" in result.enabled
     assert result.settings == {"merge": {"squash": None, "mode": "serial", "pipeline_limit": 4, "min_batch": 2,
-                                         "max_batch": 4, "flaky_retries": 0}}
+                                         "max_batch": 4, "flaky_retries": 0, "target_pipeline": True}}
     assert result.error is None
 
 
@@ -56,6 +56,7 @@ def test_the_documented_example_file_is_valid(engine):
     ("merge: {pipeline_limit: 0}", "merge.pipeline_limit", "expected a whole number from 1 to 50"),
     ("merge: {min_batch: 5, max_batch: 2}", "merge.min_batch", "must not be larger than max_batch"),
     ("merge: {squash: maybe}", "merge.squash", "expected true, false or null"),
+    ("merge: {target_pipeline: sometimes}", "merge.target_pipeline", "expected true/false"),
     ("merge: {fast: true}", "merge.fast", "unknown setting"),
     ("rulez: {}", "rulez", "unknown key; expected one of: rules, merge"),
     ("rules: [approvals]", "rules", "expected a mapping"),

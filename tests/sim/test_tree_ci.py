@@ -53,7 +53,8 @@ def test_semantic_conflict_passes_alone_and_fails_together(sim: Simulator, tmp_p
         sim.wait_for_deliveries()
         last = receiver.events("Pipeline Hook")[-1].body["object_attributes"]
     assert (last["ref"], last["sha"], last["status"]) == ("merge-assist/car-1", car, "failed")
-    assert ci.verdict("acme/app", car) == TreeVerdict(False, "src/b.py calls undefined old")
+    assert ci.verdict("acme/app", car) == TreeVerdict(False, "src/b.py calls undefined old",
+                                                      ("src/b.py calls undefined old",))
     assert ci.tree_passes("acme/app", "rename") and ci.tree_passes("acme/app", "caller")
 
 
@@ -62,7 +63,7 @@ def test_broken_marker_fails_wherever_it_goes_and_failures_report_within_the_ran
     ci = TreeCI(sim, duration=DURATION, fail_at=(0.2, 1.0), seed=7)
     sim.set_pipeline_plan(ci)
     for index in range(12):
-        sim.commit(world.project, f"bad-{index}", {"src/c.py": f"v = {index}\nBROKEN\n"}, author=world.dev)
+        sim.commit(world.project, f"bad-{index}", {f"src/c{index}.py": f"v = {index}\nBROKEN\n"}, author=world.dev)
     sim.clock.advance(DURATION)
     pipelines = sim.pipelines(world.project)
     assert {p.status for p in pipelines} == {"failed"}
@@ -70,7 +71,30 @@ def test_broken_marker_fails_wherever_it_goes_and_failures_report_within_the_ran
                 for p in pipelines]
     assert all(0.2 * DURATION <= r <= DURATION for r in reported)
     assert len({round(r, 3) for r in reported}) > 1, "failure times are drawn, not fixed"
-    assert ci.verdict("acme/app", "bad-0").reason == "src/c.py is marked BROKEN"
+    assert ci.verdict("acme/app", "bad-0").reason == "src/c0.py is marked BROKEN"
+
+
+def test_a_broken_change_fails_at_the_same_point_wherever_it_goes(sim: Simulator) -> None:
+    """Like a broken test: every tree holding it fails at the same offset; two causes, the earlier."""
+    world = team(sim)
+    ci = TreeCI(sim, duration=DURATION, fail_at=(0.2, 1.0), seed=11)
+    sim.set_pipeline_plan(ci)
+    sim.commit(world.project, "one", {"src/bad1.py": "BROKEN\n"}, author=world.dev)
+    sim.commit(world.project, "one-elsewhere", {"src/bad1.py": "BROKEN\n", "docs.md": "other tree\n"},
+               author=world.dev)
+    sim.commit(world.project, "two", {"src/bad2.py": "BROKEN\n"}, author=world.dev)
+    sim.commit(world.project, "both", {"src/bad1.py": "BROKEN\n", "src/bad2.py": "BROKEN\n"}, author=world.dev)
+    sim.clock.advance(DURATION)
+
+    def reported(ref: str) -> float:
+        pipeline = sim.pipelines(world.project, ref=ref)[0]
+        assert pipeline.started_at is not None
+        return round(min(j.finished_at or 0.0 for j in pipeline.jobs if j.status == "failed") - pipeline.started_at, 6)
+
+    assert reported("one") == reported("one-elsewhere")
+    assert reported("one") != reported("two")
+    assert reported("both") == min(reported("one"), reported("two"))
+    assert ci.verdict("acme/app", "both").causes == ("src/bad1.py is marked BROKEN", "src/bad2.py is marked BROKEN")
 
 
 def test_flaky_rate_redraws_on_every_retry_of_the_same_sha(sim: Simulator) -> None:
