@@ -10,11 +10,12 @@ import threading
 import logging
 import queue
 import time
-from typing import Any, Callable, cast
+from typing import Any, Callable, Iterable, cast
 
 import redis
 
 from merge_assist.adapters.failures import failure_reason, is_poison
+from merge_assist.rules.errors import HandledElsewhere
 from merge_assist.rules.metrics import METRICS
 
 log = logging.getLogger("merge_assist.queue")
@@ -71,6 +72,9 @@ class InProcessQueue:
                 continue
             try:
                 handler(event)
+            except HandledElsewhere as exc:
+                log.info("%s; trying again later", exc)
+                self._retry_later(event, attempt)
             except Exception as exc:
                 if is_poison(exc):
                     log.exception("event %s cannot be handled (%s); dead-lettered", event.get("kind"),
@@ -104,9 +108,11 @@ class RedisStreamQueue:
 
     A message is acknowledged only after its handler returned (so after the state change it made
     was committed); messages left pending by a dead consumer are reclaimed with XAUTOCLAIM after
-    `reclaim_idle_ms`. A message that keeps failing (20 deliveries: about ten minutes of a GitLab
-    or database outage at the default reclaim time) is moved to a dead-letter stream; a poison
-    message (adapters.failures) is moved there after its first failure, with the reason.
+    `reclaim_idle_ms`. A live consumer keeps the messages it holds fresh (`_Holding`), so however
+    long a handler or a batch takes, only a dead consumer's messages are reclaimed. A message
+    that keeps failing (20 deliveries: about ten minutes of a GitLab or database outage at the
+    default reclaim time) is moved to a dead-letter stream; a poison message (adapters.failures)
+    is moved there after its first failure, with the reason.
     """
 
     publish_waits_on_network = True
@@ -146,23 +152,30 @@ class RedisStreamQueue:
 
     def consume(self, handler: Handler, *, stop: Callable[[], bool], consumer: str = "worker") -> None:
         last_reclaim = 0.0
-        while not stop():
-            try:
-                self._ensure_group()
-                if time.monotonic() - last_reclaim > self._reclaim_idle_ms / 2000:
-                    last_reclaim = time.monotonic()
-                    self._reclaim(handler, consumer)
-                batches = cast(list[tuple[bytes, StreamMessages]], self._redis.xreadgroup(
-                    self._group, consumer, {self.stream: ">"}, count=10, block=500))
-                for _stream, messages in batches or []:
-                    for message_id, fields in messages:
-                        if fields is not None:
-                            self._handle(handler, message_id, fields)
-            except redis.RedisError as exc:
-                # A message read but not acknowledged stays pending and is reclaimed later.
-                log.warning("redis unavailable (%s); retrying", type(exc).__name__)
-                self._group_ready = False
-                time.sleep(1.0)
+        with _Holding(self._redis, self.stream, self._group, consumer, self._reclaim_idle_ms / 3000) as held:
+            while not stop():
+                try:
+                    self._ensure_group()
+                    if time.monotonic() - last_reclaim > self._reclaim_idle_ms / 2000:
+                        last_reclaim = time.monotonic()
+                        self._reclaim(handler, consumer, held)
+                    batches = cast(list[tuple[bytes, StreamMessages]], self._redis.xreadgroup(
+                        self._group, consumer, {self.stream: ">"}, count=10, block=500))
+                    for _stream, messages in batches or []:
+                        self._handle_all(handler, messages, held)
+                except redis.RedisError as exc:
+                    # A message read but not acknowledged stays pending and is reclaimed later.
+                    log.warning("redis unavailable (%s); retrying", type(exc).__name__)
+                    held.drop_all()
+                    self._group_ready = False
+                    time.sleep(1.0)
+
+    def _handle_all(self, handler: Handler, messages: StreamMessages, held: "_Holding") -> None:
+        held.add(message_id for message_id, _ in messages)
+        for message_id, fields in messages:
+            if fields is not None:
+                self._handle(handler, message_id, fields)
+            held.drop(message_id)
 
     def _handle(self, handler: Handler, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         try:
@@ -173,6 +186,9 @@ class RedisStreamQueue:
             return
         try:
             handler(event)
+        except HandledElsewhere as exc:
+            log.info("message %s: %s; left pending", message_id, exc)
+            return
         except Exception as exc:
             if is_poison(exc):
                 log.exception("message %s (%s) cannot be handled; dead-lettered", message_id, event.get("kind"))
@@ -189,25 +205,29 @@ class RedisStreamQueue:
         self._redis.xadd(self.dead_letters, entry)
         self._redis.xack(self.stream, self._group, message_id)
 
-    def _reclaim(self, handler: Handler, consumer: str) -> None:
+    def _reclaim(self, handler: Handler, consumer: str, held: "_Holding") -> None:
         _next, messages, *_ = self._redis.xautoclaim(
             self.stream, self._group, consumer, min_idle_time=self._reclaim_idle_ms, start_id="0-0", count=50)
         if not messages:
             return
+        messages = cast(StreamMessages, messages)
+        held.add(message_id for message_id, _ in messages)
         pending = cast(list[dict[str, Any]], self._redis.xpending_range(
             self.stream, self._group, min="-", max="+", count=500, consumername=consumer))
         counts: dict[bytes, int] = {p["message_id"]: int(p["times_delivered"]) for p in pending}
-        for message_id, fields in cast(StreamMessages, messages):
-            if fields is None:
-                continue
-            if counts.get(message_id, 0) > self._max_deliveries:
+        live: StreamMessages = []
+        for message_id, fields in messages:
+            if fields is not None and counts.get(message_id, 0) > self._max_deliveries:
                 self._dead_letter(message_id, fields, f"still failing after {counts[message_id]} deliveries")
                 METRICS.dead_letter("retries")
                 log.error("moved message %s to %s after %d deliveries", message_id, self.dead_letters,
                           counts[message_id])
-                continue
+                held.drop(message_id)
+            else:
+                live.append((message_id, fields))
+        for message_id, _fields in live:
             log.info("reclaimed pending message %s", message_id)
-            self._handle(handler, message_id, fields)
+        self._handle_all(handler, live, held)
 
     def pending(self) -> int:
         try:
@@ -215,6 +235,56 @@ class RedisStreamQueue:
             return int(self._redis.xpending(self.stream, self._group)["pending"])
         except redis.RedisError:
             return -1
+
+
+class _Holding:
+    """The messages one consumer has read or claimed and not finished, kept fresh.
+
+    Every `interval` seconds it claims them again for their consumer (XCLAIM JUSTID: their idle
+    time restarts, their delivery count does not grow), so that no other consumer reclaims a
+    message still queued in a batch or being handled, and handles it a second time.
+    """
+
+    def __init__(self, client: redis.Redis, stream: str, group: str, consumer: str, interval: float) -> None:
+        self._client, self._stream, self._group, self._consumer = client, stream, group, consumer
+        self._interval = max(interval, 0.05)
+        self._ids: set[bytes] = set()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name=f"{threading.current_thread().name}-holding",
+                                        daemon=True)
+
+    def __enter__(self) -> "_Holding":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join(5)
+
+    def add(self, message_ids: Iterable[bytes]) -> None:
+        with self._lock:
+            self._ids.update(message_ids)
+
+    def drop(self, message_id: bytes) -> None:
+        with self._lock:
+            self._ids.discard(message_id)
+
+    def drop_all(self) -> None:
+        with self._lock:
+            self._ids.clear()
+
+    def _keep(self) -> None:
+        while not self._done.wait(self._interval):
+            with self._lock:
+                ids: list[Any] = list(self._ids)
+            if not ids:
+                continue
+            try:
+                self._client.xclaim(self._stream, self._group, self._consumer, min_idle_time=0,
+                                    message_ids=ids, justid=True)
+            except redis.RedisError as exc:
+                log.debug("cannot keep %d messages fresh (%s)", len(ids), type(exc).__name__)
 
 
 class RedisNoteLimiter:

@@ -7,6 +7,7 @@ import logging
 from typing import Any, Callable, Iterator, Protocol
 
 from merge_assist.bot.parse import BadSyntax, ParsedCommand, UnknownCommand, parse_command
+from merge_assist.rules.errors import HandledElsewhere
 from merge_assist.rules.events import current_event_id
 from merge_assist.rules.model import Actor, LaneKey
 from merge_assist.rules.ports import EventQueue
@@ -130,9 +131,15 @@ class EventHandler:
 
     @contextlib.contextmanager
     def _once(self, key: str, event: str) -> Iterator[bool]:
-        """Yields whether to act on `key`; marks it done after acting, frees it on failure."""
+        """Yields whether to act on `key`; marks it done after acting, frees it on failure.
+
+        False only when `key` is done. While another live handler holds it, HandledElsewhere:
+        that handler may still fail, so this copy must stay queued, not be acknowledged.
+        """
         deliveries = self._store.deliveries
         if not deliveries.claim(key, event, self._claim_seconds):
+            if not deliveries.seen(key):
+                raise HandledElsewhere(f"{event} {key} is being handled by another worker")
             yield False
             return
         try:

@@ -50,6 +50,11 @@ class ServiceFailure(RuntimeError):
     and not a refusal: the event is retried later instead of being answered."""
 
 
+class HandledElsewhere(RuntimeError):
+    """Another handler holds this event right now and has not finished it. The queue keeps the
+    event and offers it again later: acknowledging it now would lose it if that handler fails."""
+
+
 class IllegalTransition(ValueError):
     """A move that the lane's transition table (rules/lane_machine.py) does not allow: a bug."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -68,6 +69,28 @@ def test_redis_pending_message_of_a_dead_consumer_is_reclaimed(redis_url, redis_
     wait_for(lambda: survivor.pending() == 0, timeout=5)
     stop.set()
     thread.join(3)
+
+
+def test_redis_messages_a_live_consumer_holds_are_not_reclaimed(redis_url, redis_prefix):
+    """Each handler runs longer than the reclaim time, and the batch waits longer still: another
+    consumer must not take them over while their holder lives (it would handle them twice)."""
+    slow, other = (RedisStreamQueue(redis_url, redis_prefix, reclaim_idle_ms=200) for _ in range(2))
+    handled: list[tuple[str, int]] = []
+    for n in range(3):
+        slow.publish({"n": n})
+
+    def handle_slowly(event):
+        handled.append(("slow", event["n"]))
+        time.sleep(0.5)
+
+    stop_slow, slow_thread = run_consumer(slow, handle_slowly, consumer="slow")
+    wait_for(lambda: handled, timeout=5)
+    stop_other, other_thread = run_consumer(other, lambda e: handled.append(("other", e["n"])), consumer="other")
+    wait_for(lambda: slow.pending() == 0, timeout=10)
+    for stop, thread in ((stop_slow, slow_thread), (stop_other, other_thread)):
+        stop.set()
+        thread.join(3)
+    assert handled == [("slow", 0), ("slow", 1), ("slow", 2)]
 
 
 def test_redis_poison_message_goes_to_dead_letters(redis_url, redis_prefix):

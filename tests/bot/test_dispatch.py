@@ -1,4 +1,5 @@
-"""Event dispatch: a delivery handled twice at the same time acts once; a failed one is retried."""
+"""Event dispatch: a delivery handled twice at the same time acts once, and its second copy stays
+queued until the first is done; a failed one is retried."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from merge_assist.bot.dispatch import EventHandler
+from merge_assist.rules.errors import HandledElsewhere
 from merge_assist.storage import Store, migrate
 from tests.helpers import webhook_payload
 
@@ -21,6 +23,7 @@ class SlowCommands:
     def __init__(self) -> None:
         self.executed: list[tuple] = []
         self.fail_next = False
+        self.fail_after_sleep = False
 
     def known_commands(self):
         return ["merge", "help"]
@@ -30,6 +33,9 @@ class SlowCommands:
             self.fail_next = False
             raise RuntimeError("GitLab answered 502")
         time.sleep(0.3)
+        if self.fail_after_sleep:
+            self.fail_after_sleep = False
+            raise RuntimeError("killed by the database restarting")
         self.executed.append((name, iid, note_id))
 
     def reply_unknown(self, *args):
@@ -62,12 +68,38 @@ def note_event(key: str, text: str = "/merge-assist merge") -> dict:
 
 def test_the_same_delivery_handled_concurrently_acts_once(handler):
     handler, commands = handler
-    threads = [threading.Thread(target=handler.handle, args=(note_event("idem:1"),)) for _ in range(3)]
+    outcomes: list[str] = []
+
+    def handle() -> None:
+        try:
+            handler.handle(note_event("idem:1"))
+            outcomes.append("handled")
+        except HandledElsewhere:
+            outcomes.append("elsewhere")
+
+    threads = [threading.Thread(target=handle) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     handler.handle(note_event("idem:1"))
+    assert len(commands.executed) == 1
+    assert sorted(outcomes) == ["elsewhere", "elsewhere", "handled"]
+
+
+def test_a_copy_that_meets_a_live_claim_stays_queued_until_the_holder_is_done(handler):
+    """The copy must not be acknowledged as a duplicate: the holder may still fail, and then the
+    queue's retry of the copy is the only way the command gets carried out."""
+    handler, commands = handler
+    commands.fail_after_sleep = True
+    holder = threading.Thread(target=lambda: pytest.raises(RuntimeError, handler.handle, note_event("idem:1")))
+    holder.start()
+    time.sleep(0.1)  # the holder is inside the command now
+    with pytest.raises(HandledElsewhere):
+        handler.handle(note_event("idem:1"))
+    holder.join()
+    assert commands.executed == []
+    handler.handle(note_event("idem:1"))  # the queue offers the copy again: carried out now
     assert len(commands.executed) == 1
 
 
