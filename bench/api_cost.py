@@ -10,9 +10,11 @@ Time: the simulator runs on a real-time clock scaled by --scale (default 60: one
 simulated minute). The bot's own real-time timers are scaled by the same factor so that, in
 simulated time, they run at their production defaults: the safety-net re-check of waiting lanes
 (MERGE_ASSIST_RECHECK_SECONDS, 300 s, doubling while a lane stays quiet) and, in embedded mode,
-the adapter's caches (protected branches 300 s, project settings 900 s). The repo-config re-read (60 s, a default argument in bot.config) is not scaled; it is
-invalidated by every merge into the default branch anyway. Without that, a 30-minute pipeline would take 30 real seconds and
-the bot's timers would see none of the time a real pipeline takes.
+the age limits of the adapter's cached reads (protected branches 900 s, project settings 3600 s,
+MR reads 900 s; webhooks drop MR reads sooner). The repo-config re-read (900 s, bot.config) is not
+scaled; a push of `.merge-assist.yml` to the default branch drops it. Without that, a 30-minute
+pipeline would take 30 real seconds and the bot's timers would see none of the time a real
+pipeline takes.
 
     python bench/api_cost.py                       # embedded mode (SQLite + in-process queue)
     python bench/api_cost.py --mode production     # merge-assist serve + worker, PostgreSQL + Redis
@@ -109,8 +111,9 @@ def scale_embedded_timers(scale: float) -> None:
     """Scale the bot's real-time cache constants (this process only; read when objects are built)."""
     from merge_assist.adapters import gitlab as gitlab_adapter
 
-    gitlab_adapter.CACHE_SECONDS = 300.0 / scale
-    gitlab_adapter.PROJECT_CACHE_SECONDS = 900.0 / scale
+    gitlab_adapter.PROTECTED_CACHE_SECONDS = 900.0 / scale
+    gitlab_adapter.PROJECT_CACHE_SECONDS = 3600.0 / scale
+    gitlab_adapter.MERGE_REQUEST_CACHE_SECONDS = 900.0 / scale
 
 
 def start_embedded(world: Team, workdir: Path, recheck: float, lease: float) -> RunningBot:
@@ -140,7 +143,7 @@ def start_production(world: Team, workdir: Path, recheck: float, lease: float, d
         "MERGE_ASSIST_GITLAB_TOKEN": world.bot.token, "MERGE_ASSIST_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MERGE_ASSIST_RECHECK_SECONDS": str(recheck), "MERGE_ASSIST_LEASE_SECONDS": str(lease),
         "MERGE_ASSIST_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
-        "MERGE_ASSIST_GIT_CACHE_DIR": str(workdir / "git"),
+        "MERGE_ASSIST_GIT_CACHE_DIR": str(workdir / "git"), "MERGE_ASSIST_JWT_SECRET": uuid.uuid4().hex * 2,
     })
     command = [sys.executable, "-m", "merge_assist.bot.cli"]
     migrated = subprocess.run([*command, "migrate"], cwd=workdir, env=env, capture_output=True, text=True,
