@@ -12,19 +12,28 @@ import gitlab
 import requests
 from gitlab import exceptions as gle
 
+from merge_assist.adapters.read_cache import (
+    EpochCache, LocalEpochs, bump_quietly, merge_requests_scope, project_scope,
+)
 from merge_assist.rules.errors import GitLabError, HeadMoved, NotFound, NotMergeable, RebaseRefused, TransientGitLabError
 from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import Approvals, MergeRequest, Pipeline, Project
+from merge_assist.rules.ports import ReadEpochs
 
 T = TypeVar("T")
 ATTEMPTS = 3
 MAX_RETRY_WAIT_SECONDS = 5.0
 """A worker waits at most this long for one Retry-After; a longer one fails the call as transient
 (the lane plans again later) instead of holding the thread."""
-CACHE_SECONDS = 300.0
-"""Protected-branch rules: authorization depends on them, so they are kept only five minutes."""
-PROJECT_CACHE_SECONDS = 900.0
-"""Project settings (merge method, pipeline requirements) change rarely."""
+PROTECTED_CACHE_SECONDS = 900.0
+"""Protected-branch rules: authorization depends on them and no webhook reports a change, so they
+are kept 15 minutes (the commenter's own access level is read for every command)."""
+PROJECT_CACHE_SECONDS = 3600.0
+"""Project settings (merge method, pipeline requirements) change rarely, send no webhook, and GitLab
+enforces them on the merge call itself; a refused merge drops them."""
+MERGE_REQUEST_CACHE_SECONDS = 900.0
+"""The latest read of an MR, for the lane's next look when no webhook said it changed; webhooks
+about the project's MRs drop it, and this bounds how long a lost webhook goes unnoticed."""
 
 
 _KEYED_SEGMENTS = {"projects": ":project", "files": ":file", "branches": ":branch", "protected_branches": ":branch",
@@ -114,27 +123,6 @@ def retry_wait(error: GitLabError, attempt: int, retry_after: float | None, *, i
     return wait if wait <= MAX_RETRY_WAIT_SECONDS else None
 
 
-class _TTLCache:
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._items: dict[Any, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, load: Callable[[], T]) -> T:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self._seconds:
-            return hit[1]  # type: ignore[no-any-return]
-        value = load()
-        self.put(key, value)
-        return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._items[key] = (time.monotonic(), value)
-
-
 def _json_object(data: object) -> dict[str, Any]:
     """A JSON object answer; python-gitlab types answers loosely (object, list or response)."""
     if not isinstance(data, dict):
@@ -170,13 +158,18 @@ def merge_request_from_json(data: dict[str, Any]) -> MergeRequest:
 
 
 class PythonGitlabAdapter:
-    """Talks to GitLab over REST v4 with python-gitlab; caches what rarely changes for five minutes."""
+    """Talks to GitLab over REST v4 with python-gitlab. Project settings and protected-branch rules
+    are cached; MR reads are kept for `cached_merge_request` (see adapters/read_cache.py)."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0, epochs: ReadEpochs | None = None) -> None:
         self._gl = _BoundedRetries(url=url, private_token=token, timeout=timeout)
         self._gl.session.hooks["response"].append(_count_response)
-        self._projects = _TTLCache(PROJECT_CACHE_SECONDS)
-        self._protected = _TTLCache(CACHE_SECONDS)
+        self._epochs: ReadEpochs = epochs or LocalEpochs()
+        self._projects: EpochCache[Project] = EpochCache(self._epochs, PROJECT_CACHE_SECONDS)
+        self._protected: EpochCache[list[tuple[str, int]]] = EpochCache(self._epochs, PROTECTED_CACHE_SECONDS)
+        self._merge_requests: EpochCache[MergeRequest] = EpochCache(self._epochs, MERGE_REQUEST_CACHE_SECONDS)
+        self._open_lists: EpochCache[list[MergeRequest]] = EpochCache(self._epochs, MERGE_REQUEST_CACHE_SECONDS)
+        self._heads: EpochCache[str] = EpochCache(self._epochs, MERGE_REQUEST_CACHE_SECONDS)
         self._me: tuple[int, str] | None = None
 
     def _call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
@@ -204,7 +197,8 @@ class PythonGitlabAdapter:
         return self._me
 
     def get_project(self, project_id: int) -> Project:
-        return self._projects.get(project_id, lambda: self._fetch_project(str(project_id)))
+        return self._projects.get(project_scope(project_id), project_id,
+                                  lambda: self._fetch_project(str(project_id)))
 
     def get_project_by_path(self, path: str) -> Project | None:
         """The project at `group/name`, or None when it does not exist or is not visible."""
@@ -212,8 +206,8 @@ class PythonGitlabAdapter:
             project = self._fetch_project(quote(path, safe=""))
         except NotFound:
             return None
-        self._projects.put(project.id, project)
-        return project
+        # The scope is known only now; its bumps (refused merges) are rare enough to take the epoch after.
+        return self._projects.store(project.id, self._epochs.current(project_scope(project.id)), project)
 
     def _fetch_project(self, id_or_encoded_path: str) -> Project:
         data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{id_or_encoded_path}")))
@@ -228,9 +222,21 @@ class PythonGitlabAdapter:
         )
 
     def get_merge_request(self, project_id: int, iid: int) -> MergeRequest:
-        data = _json_object(self._call(lambda: self._gl.http_get(
-            f"/projects/{project_id}/merge_requests/{iid}", query_data={"include_rebase_in_progress": "true"})))
-        return merge_request_from_json(data)
+        def load() -> MergeRequest:
+            data = _json_object(self._call(lambda: self._gl.http_get(
+                f"/projects/{project_id}/merge_requests/{iid}", query_data={"include_rebase_in_progress": "true"})))
+            return merge_request_from_json(data)
+
+        return self._merge_requests.fresh(merge_requests_scope(project_id), (project_id, iid), load)
+
+    def cached_merge_request(self, project_id: int, iid: int) -> MergeRequest | None:
+        return self._merge_requests.peek(merge_requests_scope(project_id), (project_id, iid))
+
+    def _changed(self, project_id: int, *, settings: bool = False) -> None:
+        """The bot itself changed an MR (or GitLab refused to): what other processes cached is stale."""
+        bump_quietly(self._epochs, merge_requests_scope(project_id))
+        if settings:
+            bump_quietly(self._epochs, project_scope(project_id))
 
     def get_approvals(self, project_id: int, iid: int) -> Approvals:
         data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/merge_requests/{iid}/approvals")))
@@ -258,7 +264,8 @@ class PythonGitlabAdapter:
                 result.append((str(row["name"]), min(levels) if levels else 60))
             return result
 
-        matches = [level for name, level in self._protected.get(project_id, load) if fnmatch.fnmatchcase(branch, name)]
+        rules = self._protected.get(project_scope(project_id), project_id, load)
+        matches = [level for name, level in rules if fnmatch.fnmatchcase(branch, name)]
         return max(matches) if matches else None
 
     def get_file(self, project_id: int, path: str, ref: str) -> str | None:
@@ -273,9 +280,15 @@ class PythonGitlabAdapter:
         return raw.content.decode("utf-8", errors="replace")
 
     def get_branch_sha(self, project_id: int, branch: str) -> str:
-        data = _json_object(self._call(lambda: self._gl.http_get(
-            f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}")))
-        return str(data["commit"]["id"])
+        def load() -> str:
+            data = _json_object(self._call(lambda: self._gl.http_get(
+                f"/projects/{project_id}/repository/branches/{quote(branch, safe='')}")))
+            return str(data["commit"]["id"])
+
+        return self._heads.fresh(merge_requests_scope(project_id), (project_id, branch), load)
+
+    def cached_branch_sha(self, project_id: int, branch: str) -> str | None:
+        return self._heads.peek(merge_requests_scope(project_id), (project_id, branch))
 
     def get_pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
         data = _json_object(self._call(lambda: self._gl.http_get(f"/projects/{project_id}/pipelines/{pipeline_id}")))
@@ -284,10 +297,17 @@ class PythonGitlabAdapter:
         return pipeline
 
     def list_open_merge_requests(self, project_id: int, target_branch: str) -> list[MergeRequest]:
-        rows = self._call(lambda: self._gl.http_list(
-            f"/projects/{project_id}/merge_requests", query_data={"state": "opened", "target_branch": target_branch,
-                                                                 "per_page": 100}, get_all=True))
-        return [merge_request_from_json(row) for row in cast(list[dict[str, Any]], rows) if isinstance(row, dict)]
+        def load() -> list[MergeRequest]:
+            rows = self._call(lambda: self._gl.http_list(
+                f"/projects/{project_id}/merge_requests",
+                query_data={"state": "opened", "target_branch": target_branch, "per_page": 100}, get_all=True))
+            return [merge_request_from_json(row) for row in cast(list[dict[str, Any]], rows) if isinstance(row, dict)]
+
+        return list(self._open_lists.fresh(merge_requests_scope(project_id), (project_id, target_branch), load))
+
+    def cached_open_merge_requests(self, project_id: int, target_branch: str) -> list[MergeRequest] | None:
+        cached = self._open_lists.peek(merge_requests_scope(project_id), (project_id, target_branch))
+        return list(cached) if cached is not None else None
 
     def pipelines_for_sha(self, project_id: int, sha: str) -> list[Pipeline]:
         rows = self._call(lambda: self._gl.http_list(f"/projects/{project_id}/pipelines",
@@ -310,6 +330,8 @@ class PythonGitlabAdapter:
             if exc.status in (403, 409):
                 raise RebaseRefused(exc.status, exc.message) from None
             raise
+        finally:
+            self._changed(project_id)
 
     def merge(self, project_id: int, iid: int, sha: str, squash: bool | None = None) -> MergeRequest:
         body: dict[str, Any] = {"sha": sha}
@@ -319,11 +341,14 @@ class PythonGitlabAdapter:
             data = _json_object(self._call(lambda: self._gl.http_put(
                 f"/projects/{project_id}/merge_requests/{iid}/merge", post_data=body), idempotent=False))
         except GitLabError as exc:
+            # A refusal may come from settings we hold in the cache (merge method, pipeline rules).
+            self._changed(project_id, settings=exc.status in (405, 406, 422))
             if exc.status == 409:
                 raise HeadMoved(409, exc.message) from None
             if exc.status in (405, 406, 422):
                 raise NotMergeable(exc.status, exc.message) from None
             raise
+        self._changed(project_id)
         return merge_request_from_json(data)
 
     def post_note(self, project_id: int, iid: int, body: str) -> int:

@@ -94,18 +94,27 @@ def touches_config(push: dict[str, Any]) -> bool:
     return any(CONFIG_FILE in (c.get(kind) or ()) for c in commits for kind in ("added", "modified", "removed"))
 
 
+class CachedReads(Protocol):
+    """The caches webhooks invalidate (adapters.read_cache.ReadInvalidation), in every process."""
+
+    def merge_requests_changed(self, project_id: int) -> None: ...
+
+    def config_changed(self, project_id: int) -> None: ...
+
+
 class EventHandler:
     """Handles one event; safe to call from several threads and processes at once."""
 
     def __init__(self, store: Store, commands: CommandService, lanes: Lanes, waker: Lanes, *,
-                 bot_user_id: Callable[[], int | None], on_config_changed: Callable[[int], None],
-                 claim_seconds: float = 15.0) -> None:
+                 bot_user_id: Callable[[], int | None], caches: CachedReads,
+                 runs_train: Callable[[LaneKey], bool] = lambda lane: False, claim_seconds: float = 15.0) -> None:
         self._store = store
         self._commands = commands
         self._lanes = lanes
         self._waker = waker
         self._bot_user_id = bot_user_id
-        self._config_changed = on_config_changed
+        self._caches = caches
+        self._runs_train = runs_train
         # A claim older than this is taken as abandoned by a dead worker (keep it below the
         # queue's reclaim time, so the redelivered message finds it stale).
         self._claim_seconds = claim_seconds
@@ -162,6 +171,9 @@ class EventHandler:
         project_id = int(body.get("project_id") or project.get("id") or 0)
         if project_id and self._store.projects.get(project_id) is None:
             self._store.projects.register(project_id, str(project.get("path_with_namespace", project_id)))
+        if project_id and hook != NOTE_HOOK:  # a command comment changes no MR; the command reads it fresh
+            # Before any lane is woken, so the lane's next look reads GitLab again.
+            self._caches.merge_requests_changed(project_id)
         if hook == NOTE_HOOK:
             self._note(project_id, body)
         elif hook == MERGE_REQUEST_HOOK:
@@ -200,7 +212,10 @@ class EventHandler:
 
     def _merge_request_event(self, project_id: int, body: dict[str, Any]) -> None:
         """Only an MR with an active entry can change a lane (a push, a close, a draft…)."""
-        iid = (body.get("object_attributes") or {}).get("iid")
+        attributes = body.get("object_attributes") or {}
+        if attributes.get("action") == "merge" and self._by_bot(body.get("user") or {}):
+            return  # the bot's own merge or landing: the lane that did it records it
+        iid = attributes.get("iid")
         for lane in self._store.queue.lanes_for(project_id, sha=None, mr_iid=int(iid) if iid else None):
             self._waker.drive(lane)
 
@@ -208,8 +223,8 @@ class EventHandler:
         default_branch = (body.get("project") or {}).get("default_branch")
         branch = str(body.get("ref") or "").removeprefix("refs/heads/")
         if branch == default_branch and touches_config(body):
-            self._config_changed(project_id)
-        if body.get("user_id") is not None and body.get("user_id") == self._bot_user_id():
+            self._caches.config_changed(project_id)
+        if self._by_bot({"id": body.get("user_id")}):
             return  # the bot's own landing: it already planned what follows
         self._wake_project(project_id, only_branch=branch)
 
@@ -228,10 +243,15 @@ class EventHandler:
                                          str(attributes.get("status") or ""), str(attributes.get("url") or ""))
             return
         for lane in self._store.queue.lanes_for(project_id, sha=sha, mr_iid=iid):
+            if self._runs_train(lane):
+                continue  # a train tests its cars; the MR's own pipeline decides nothing there
             if body.get("object_kind") == "build" and sha:
                 self._waker.job_failed(lane, str(sha), str(body.get("build_name") or "a job"))
             else:
                 self._waker.drive(lane)
+
+    def _by_bot(self, user: dict[str, Any]) -> bool:
+        return user.get("id") is not None and user.get("id") == self._bot_user_id()
 
     def _wake_project(self, project_id: int, only_branch: str | None = None) -> None:
         for lane in self._store.queue.waiting_lanes():

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from merge_assist.adapters.git_workspace import GitWorkspace
 from merge_assist.adapters.gitlab import PythonGitlabAdapter
 from merge_assist.adapters.queues import InProcessQueue, RedisNoteLimiter, RedisStreamQueue
+from merge_assist.adapters.read_cache import LocalEpochs, ReadInvalidation, RedisEpochs
 from merge_assist.bot.config import ProjectConfig, load_server_config
 from merge_assist.bot.dispatch import EventHandler, LaneWaker
 from merge_assist.bot.observability import in_event_scope, install_process_metrics
@@ -27,9 +28,10 @@ from merge_assist.rules.errors import GitLabError
 from merge_assist.rules.feedback import Feedback, NoteLimiter, NoteRateLimiter
 from merge_assist.rules.flow import FlowDeps
 from merge_assist.rules.plugins import build_plugin_manager
-from merge_assist.rules.ports import Clock, GitLabPort
+from merge_assist.rules.model import LaneKey
+from merge_assist.rules.ports import Clock, GitLabPort, ReadEpochs
 from merge_assist.rules.service import CommandDeps, CommandService
-from merge_assist.rules.train_lane import TrainLane
+from merge_assist.rules.train_lane import TrainLane, is_train
 from merge_assist.storage import Store, migrate
 
 log = logging.getLogger("merge_assist.runtime")
@@ -86,26 +88,28 @@ class Runtime:
         queue: Any = (InProcessQueue() if settings.is_embedded
                       else RedisStreamQueue(settings.redis_url or "", settings.redis_prefix,
                                             reclaim_idle_ms=int(settings.queue_reclaim_seconds * 1000)))
+        epochs: ReadEpochs = (LocalEpochs() if settings.is_embedded
+                              else RedisEpochs(settings.redis_url or "", settings.redis_prefix))
         slack = SlackServices.build(settings, store)
         engine = RuleEngine(build_plugin_manager(plugins.BUILTIN_PLUGINS, extra=(*slack.plugins, *extra_plugins)))
         auth = WebhookAuth(settings.webhook_secret, store.projects)
         if gitlab is None and settings.gitlab_url and settings.gitlab_token:
-            gitlab = PythonGitlabAdapter(settings.gitlab_url, settings.gitlab_token.reveal())
+            gitlab = PythonGitlabAdapter(settings.gitlab_url, settings.gitlab_token.reveal(), epochs=epochs)
         runtime = cls(settings, store, queue, engine, auth, gitlab, slack=slack)
         if gitlab is not None:
-            runtime._wire(gitlab, clock or SystemClock(), run_workers)
+            runtime._wire(gitlab, clock or SystemClock(), run_workers, epochs)
         elif run_workers:
             log.warning("MERGE_ASSIST_GITLAB_URL is not set: events are accepted but no merge work is done")
         return runtime
 
-    def _wire(self, gitlab: GitLabPort, clock: Clock, run_workers: bool) -> None:
+    def _wire(self, gitlab: GitLabPort, clock: Clock, run_workers: bool, epochs: ReadEpochs) -> None:
         store, settings = self.store, self.settings
         limiter: NoteLimiter = (NoteRateLimiter() if settings.is_embedded
                                 else RedisNoteLimiter(settings.redis_url or "", settings.redis_prefix))
         feedback = Feedback(gitlab, limiter)
         self.feedback = feedback
         self.config = ProjectConfig(gitlab, self.engine, store.projects, feedback,
-                                    load_server_config(settings.server_config_file))
+                                    load_server_config(settings.server_config_file), epochs=epochs)
         queue_store: Any = store.queue
         flow = FlowDeps(gitlab=gitlab, store=queue_store, engine=self.engine, config=self.config,
                         clock=clock, feedback=feedback)
@@ -117,7 +121,8 @@ class Runtime:
             wake=lambda entry: waker.drive(entry.lane)))
         self.commands = commands
         self.handler = EventHandler(store, commands, scheduler, waker, bot_user_id=self._bot_user_id,
-                                    on_config_changed=self.config.invalidate,
+                                    caches=ReadInvalidation(epochs),
+                                    runs_train=self._runs_train if train is not None else lambda lane: False,
                                     claim_seconds=settings.queue_reclaim_seconds / 2)
         assert self.slack is not None
         self.slack.wire(gitlab, commands, self.config, self.queue, run_workers)
@@ -140,6 +145,15 @@ class Runtime:
         removed = self.store.deliveries.forget_older_than(days=DELIVERY_RETENTION_DAYS)
         if removed:
             log.info("forgot %d delivery keys older than %d days", removed, DELIVERY_RETENTION_DAYS)
+
+    def _runs_train(self, lane: LaneKey) -> bool:
+        """Whether the lane runs a merge train (cached reads; on doubt, no)."""
+        assert self.gitlab is not None and self.config is not None
+        try:
+            return is_train(self.config.options_for(self.gitlab.get_project(lane.project_id)))
+        except GitLabError as exc:
+            log.warning("cannot tell whether lane %s runs a train: %s", lane, exc)
+            return False
 
     def _bot_user_id(self) -> int | None:
         if self.gitlab is None:

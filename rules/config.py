@@ -74,6 +74,7 @@ class ConfigResult:
     enabled: frozenset[str]
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: ConfigError | None = None
+    error_pending: bool = False  # a broken file's error not reported yet (asked with report=False)
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ class RepoConfigCache:
     """Reads `.merge-assist.yml` from each project's default branch, cached per commit SHA.
 
     A broken file does not take effect: the project keeps its last valid file (or none), and
-    the error is returned once per broken SHA so the caller can post it on the triggering MR.
+    the error is returned once per broken SHA so the caller can post it on the triggering MR (a caller
+    that cannot post it asks with `report=False` and gets `error_pending` instead).
     """
 
     def __init__(self, gitlab: GitLabPort, catalog: RuleCatalog, *, max_entries: int = 1024) -> None:
@@ -242,7 +244,7 @@ class RepoConfigCache:
 
     def load(
         self, project: Project, server: Mapping[str, Any] | None = None,
-        project_settings: Mapping[str, Any] | None = None,
+        project_settings: Mapping[str, Any] | None = None, *, report: bool = True,
     ) -> ConfigResult:
         try:
             sha = self._gitlab.get_branch_sha(project.id, project.default_branch)
@@ -254,9 +256,11 @@ class RepoConfigCache:
                 self._last_valid[project.id] = repo_file.layer
             repo_layer = self._last_valid.get(project.id, {})
             first_report = repo_file.error is not None and (project.id, sha) not in self._reported
-            if first_report:
+            if first_report and report:
                 self._reported.add((project.id, sha))
         result = resolve_config(self._catalog, server, project_settings, repo_layer)
+        if first_report and not report:
+            return replace(result, error_pending=True)
         if first_report:
             # The repo file's error goes first: whoever pushed it can fix it from the MR.
             return replace(result, error=repo_file.error)

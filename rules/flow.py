@@ -76,6 +76,20 @@ def rule_context(deps: FlowDeps, project: Project, mr: MergeRequest, entry: Queu
                        now=deps.clock.now(), entry=entry, lane_paused=lane_paused)
 
 
+def lane_reads(gitlab: GitLabPort, project_id: int, target_branch: str, *, cached: bool
+               ) -> tuple[dict[int, MergeRequest], str, bool]:
+    """A train lane's open MRs by iid and its target's head, and whether they came from the cache.
+    With `cached`, the adapter's cached reads are used when no webhook dropped them; a caller that
+    got cached reads reads fresh ones before it lands anything."""
+    if cached:
+        mrs = gitlab.cached_open_merge_requests(project_id, target_branch)
+        head = gitlab.cached_branch_sha(project_id, target_branch)
+        if mrs is not None and head is not None:
+            return {mr.iid: mr for mr in mrs}, head, True
+    fresh = gitlab.list_open_merge_requests(project_id, target_branch)
+    return {mr.iid: mr for mr in fresh}, gitlab.get_branch_sha(project_id, target_branch), False
+
+
 class TrainDriver(Protocol):
     """A lane in `train` mode (rules.train_lane.TrainLane)."""
 
@@ -185,28 +199,39 @@ class LaneDriver:
     def _step(self, entry: QueueEntry, fence: int, read: dict[int, MergeRequest]) -> float | None:
         """One planned action. The MR is read from GitLab once per drive and again after anything
         the bot asked GitLab to do (a rebase, a merge); recording a state change in our own
-        database does not change the MR, so the same read serves the next step."""
+        database does not change the MR, so the same read serves the next step. A drive may
+        start from the adapter's cached read (no webhook said the MR changed since) as long as
+        that only keeps the entry waiting (lane_plan.may_follow_cached_read)."""
         gitlab = self.deps.gitlab
-        mr = read.get(entry.id) or gitlab.get_merge_request(entry.project_id, entry.mr_iid)
-        snapshot = LaneSnapshot(entry, mr, gitlab.get_project(entry.project_id))
-        action = plan(snapshot)
-        context: RuleContext | None = None
-        options: RuleOptions | None = None
-        if isinstance(action, actions.CheckRules):
-            options = self.deps.config.options_for(snapshot.project, snapshot.mr)
-            context = rule_context(self.deps, snapshot.project, snapshot.mr, entry,
-                                   self.deps.store.lane_paused(entry.lane))
-            snapshot = LaneSnapshot(entry, snapshot.mr, snapshot.project,
-                                    self.deps.engine.check_merge(context, options))
-            action = plan(snapshot)
-        if isinstance(action, (actions.Validate, actions.NoteReason)):
+        mr = read.get(entry.id)
+        if mr is None:
+            cached = gitlab.cached_merge_request(entry.project_id, entry.mr_iid)
+            if cached is not None:
+                planned = self._plan(entry, cached)
+                if actions.may_follow_cached_read(planned[0], entry):
+                    return self._act(*planned, fence)
+            mr = gitlab.get_merge_request(entry.project_id, entry.mr_iid)
+        planned = self._plan(entry, mr)
+        if isinstance(planned[0], (actions.Validate, actions.NoteReason)):
             read[entry.id] = mr
         else:
             read.pop(entry.id, None)
-        return self._act(action, snapshot, fence, context, options)
+        return self._act(*planned, fence)
 
-    def _act(self, action: actions.Action, snap: LaneSnapshot, fence: int, context: RuleContext | None,
-             options: RuleOptions | None) -> float | None:
+    def _plan(self, entry: QueueEntry, mr: MergeRequest
+              ) -> tuple[actions.Action, LaneSnapshot, RuleContext | None, RuleOptions | None]:
+        """The action for this read of the MR, with the rules' context when they were asked."""
+        snapshot = LaneSnapshot(entry, mr, self.deps.gitlab.get_project(entry.project_id))
+        action = plan(snapshot)
+        if not isinstance(action, actions.CheckRules):
+            return action, snapshot, None, None
+        options = self.deps.config.options_for(snapshot.project, snapshot.mr)
+        context = rule_context(self.deps, snapshot.project, snapshot.mr, entry, self.deps.store.lane_paused(entry.lane))
+        snapshot = LaneSnapshot(entry, snapshot.mr, snapshot.project, self.deps.engine.check_merge(context, options))
+        return plan(snapshot), snapshot, context, options
+
+    def _act(self, action: actions.Action, snap: LaneSnapshot, context: RuleContext | None,
+             options: RuleOptions | None, fence: int) -> float | None:
         entry, mr, project = snap.entry, snap.mr, snap.project
         if isinstance(action, actions.Wait):
             return action.seconds

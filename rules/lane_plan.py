@@ -94,6 +94,21 @@ class Merge(Action):
     sha: str
 
 
+def may_follow_cached_read(action: Action, entry: QueueEntry) -> bool:
+    """Whether `action`, planned from a cached read of the MR, may be carried out as is.
+
+    A cached read only ever keeps an entry waiting: it may start validating a queued entry, record
+    a new reason to wait, or wait for the next event. Anything else (merge, rebase, fail, cancel,
+    record a merge, look again soon) is planned again from a fresh read, so a stale "pipeline
+    passed", stale approvals or a stale head are never acted on.
+    """
+    if isinstance(action, Wait):
+        return action.seconds is None
+    if isinstance(action, Validate):
+        return entry.state is EntryState.QUEUED
+    return isinstance(action, NoteReason)
+
+
 def head_of(entries: list[QueueEntry]) -> QueueEntry | None:
     """The entry the lane works on: an entry in the middle of a rebase or a merge keeps its turn;
     otherwise merge order (priority, then first come) decides, so a more urgent entry may

@@ -48,6 +48,11 @@ class GitLabPort(Protocol):
         """A fresh read, including `rebase_in_progress` and `merge_error`."""
         ...
 
+    def cached_merge_request(self, project_id: int, iid: int) -> MergeRequest | None:
+        """The latest fresh read of the MR, if no webhook about the project's merge requests came
+        since and it is recent; else None. Never a basis for merging (see rules.lane_plan)."""
+        ...
+
     def get_approvals(self, project_id: int, iid: int) -> Approvals: ...
 
     def get_access_level(self, project_id: int, user_id: int) -> int:
@@ -63,6 +68,11 @@ class GitLabPort(Protocol):
         ...
 
     def get_branch_sha(self, project_id: int, branch: str) -> str: ...
+
+    def cached_branch_sha(self, project_id: int, branch: str) -> str | None:
+        """The latest fresh read of the branch's head, unless a webhook about the project's merge
+        requests or pushes came since or it is old; else None."""
+        ...
 
     def get_pipeline(self, project_id: int, pipeline_id: int) -> Pipeline: ...
 
@@ -80,6 +90,10 @@ class GitLabPort(Protocol):
 
     def list_open_merge_requests(self, project_id: int, target_branch: str) -> list[MergeRequest]:
         """Every open MR into `target_branch` (one paginated read: a train's whole lane at once)."""
+        ...
+
+    def cached_open_merge_requests(self, project_id: int, target_branch: str) -> list[MergeRequest] | None:
+        """The latest fresh `list_open_merge_requests`, on the same terms as `cached_branch_sha`."""
         ...
 
     def pipelines_for_sha(self, project_id: int, sha: str) -> list[Pipeline]:
@@ -155,6 +169,17 @@ class AuditLog(Protocol):
         self, actor: Actor, action: str, target: str, outcome: str, detail: str = "",
     ) -> None:
         """Append one audit record (never updated or deleted)."""
+        ...
+
+
+class ReadEpochs(Protocol):
+    """Invalidation of cached GitLab reads, shared by every process (adapters/read_cache.py): a value
+    cached under a scope is used only while the scope's epoch is the one it was read under."""
+
+    def current(self, scope: str) -> str: ...
+
+    def bump(self, scope: str) -> None:
+        """Something under `scope` may have changed: every process drops what it cached for it."""
         ...
 
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from merge_assist.rules import train_actions as act
 from merge_assist.rules.engine import RuleOptions
 from merge_assist.rules.errors import GitLabError
-from merge_assist.rules.flow import FlowDeps, rule_context
+from merge_assist.rules.flow import FlowDeps, lane_reads, rule_context
 from merge_assist.rules.lane_machine import EntryState
 from merge_assist.rules.events import log_event
 from merge_assist.rules.metrics import METRICS
@@ -126,12 +126,14 @@ class TrainLane:
         executor itself did."""
         settings = train_settings(options)
         gitlab = self.deps.gitlab
-        open_mrs = {mr.iid: mr for mr in gitlab.list_open_merge_requests(project.id, key.target_branch)}
-        target_head = gitlab.get_branch_sha(project.id, key.target_branch)
+        open_mrs, target_head, cached = lane_reads(gitlab, project.id, key.target_branch, cached=True)
         for _ in range(MAX_ROUNDS):
             lane = self._read(key, fence, project, options, open_mrs)
             snapshot = self._snapshot(lane, settings, target_head)
             performed = [action for action in plan(snapshot) if not isinstance(action, act.Wait)]
+            if cached and any(isinstance(action, act.LandCar) for action in performed):
+                open_mrs, target_head, cached = lane_reads(gitlab, project.id, key.target_branch, cached=False)
+                continue  # a car lands only after fresh reads of its MRs and the target
             for action in performed:
                 done = self._perform(lane, snapshot, action)
                 if isinstance(action, act.LandCar):

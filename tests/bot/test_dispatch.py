@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from merge_assist.adapters.read_cache import LocalEpochs, ReadInvalidation
 from merge_assist.bot.dispatch import EventHandler
 from merge_assist.rules.errors import HandledElsewhere
 from merge_assist.storage import Store, migrate
@@ -55,7 +56,7 @@ def handler(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(store.db)
     commands = SlowCommands()
-    handler = EventHandler(store, commands, NoLanes(), NoLanes(), bot_user_id=lambda: None, on_config_changed=lambda pid: None,
+    handler = EventHandler(store, commands, NoLanes(), NoLanes(), bot_user_id=lambda: None, caches=ReadInvalidation(LocalEpochs()),
                            claim_seconds=30)
     return handler, commands
 

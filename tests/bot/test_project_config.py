@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from merge_assist.adapters.read_cache import LocalEpochs, config_scope
 from merge_assist.bot.config import ProjectConfig
 from merge_assist.rules.engine import RuleEngine
 from merge_assist.rules.model import MergeRequest
@@ -28,10 +29,19 @@ def merge_request(iid: int) -> MergeRequest:
                         source_branch="feature", target_branch="main", state="opened", sha="abc")
 
 
+EPOCHS = LocalEpochs()
+
+
 def project_config(engine: RuleEngine, gitlab: FakeGitLab) -> tuple[ProjectConfig, RecordedComments]:
     feedback = RecordedComments()
-    config = ProjectConfig(gitlab, engine, NoProjectSettings(), feedback)  # type: ignore[arg-type]
+    config = ProjectConfig(gitlab, engine, NoProjectSettings(), feedback, epochs=EPOCHS)  # type: ignore[arg-type]
     return config, feedback
+
+
+def push_to_default_branch(gitlab: FakeGitLab, sha: str) -> None:
+    """What the push webhook does: the default branch moved, cached configuration is dropped."""
+    gitlab.head = sha
+    EPOCHS.bump(config_scope(PROJECT.id))
 
 
 def test_an_error_first_seen_without_an_mr_is_reported_on_the_next_mr_once(engine: RuleEngine) -> None:
@@ -39,8 +49,7 @@ def test_an_error_first_seen_without_an_mr_is_reported_on_the_next_mr_once(engin
     gitlab.files = {"sha1": "rules: {labels: {blocking: [do-not-merge]}}", "sha2": "rules: {freez: {}}"}
     config, feedback = project_config(engine, gitlab)
     config.options_for(PROJECT, merge_request(1))
-    gitlab.head = "sha2"
-    config.invalidate(PROJECT.id)
+    push_to_default_branch(gitlab, "sha2")
 
     # The lane reads its merge mode first, with no MR to tell.
     options: Any = config.options_for(PROJECT)
@@ -60,8 +69,7 @@ def test_a_fix_before_any_mr_looks_drops_the_pending_report(engine: RuleEngine) 
     gitlab.files = {"sha1": "rules: {freez: {}}", "sha2": "rules: {labels: {blocking: [wip]}}"}
     config, feedback = project_config(engine, gitlab)
     config.options_for(PROJECT)
-    gitlab.head = "sha2"
-    config.invalidate(PROJECT.id)
+    push_to_default_branch(gitlab, "sha2")
     options: Any = config.options_for(PROJECT, merge_request(1))
     assert options["labels"]["blocking"] == ["wip"]
     assert feedback.comments == []

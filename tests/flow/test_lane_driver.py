@@ -35,6 +35,8 @@ class FakeGitLab:
         self.notes: list[str] = []
         self.rebases = 0
         self.failing: Exception | None = None
+        self.cached: dict[int, MergeRequest] = {}  # what the adapter's cache hands out (none unless a test says)
+        self.reads = 0
 
     def add(self, iid: int, **fields) -> MergeRequest:
         mr = MergeRequest(project_id=1, iid=iid, title=f"MR {iid}", author_id=9, author_username="alice",
@@ -56,7 +58,11 @@ class FakeGitLab:
     def get_merge_request(self, project_id, iid):
         if self.failing is not None:
             raise self.failing
+        self.reads += 1
         return self.mrs[iid]
+
+    def cached_merge_request(self, project_id, iid):
+        return self.cached.get(iid)
 
     def rebase(self, project_id, iid):
         self.rebases += 1

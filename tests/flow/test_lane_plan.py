@@ -82,3 +82,22 @@ def test_head_of_keeps_an_entry_in_the_middle_of_a_merge_or_rebase() -> None:
     assert head_of([waiting, merging]) == merging
     assert head_of([waiting, entry(EntryState.QUEUED, id=3)]) == waiting
     assert head_of([]) is None
+
+
+FOLLOWS_CACHED_READ = [
+    (a.Wait("the pipeline is running"), entry(), True),
+    (a.NoteReason("the pipeline is running"), entry(), True),
+    (a.Validate("validating", SHA), entry(EntryState.QUEUED, tested_sha=None), True),
+    (a.Wait("GitLab is still checking whether it can merge", a.POLL_SECONDS), entry(), False),
+    (a.Validate("the source branch moved", NEW), entry(), False),
+    (a.Merge("merging", SHA), entry(), False),
+    (a.Rebase("bringing it up to date"), entry(), False),
+    (a.Fail("it is a draft", "rule_refused"), entry(), False),
+    (a.Cancel("the merge request was closed"), entry(), False),
+    (a.RecordMerged("merged outside the queue", NEW), entry(), False),
+]
+
+
+@pytest.mark.parametrize("action, queued, allowed", FOLLOWS_CACHED_READ, ids=lambda v: type(v).__name__)
+def test_a_cached_read_only_keeps_an_entry_waiting(action: a.Action, queued: QueueEntry, allowed: bool) -> None:
+    assert a.may_follow_cached_read(action, queued) is allowed

@@ -15,6 +15,7 @@ from sqlalchemy import exc as sa_exc
 
 from merge_assist.adapters.failures import is_poison
 from merge_assist.adapters.queues import InProcessQueue, RedisStreamQueue
+from merge_assist.adapters.read_cache import LocalEpochs, ReadInvalidation
 from merge_assist.bot.dispatch import EventHandler
 from merge_assist.rules.errors import GitLabError, NotFound, TransientGitLabError
 from merge_assist.rules.metrics import RecordingMetrics
@@ -92,7 +93,7 @@ def event_handler(tmp_path: Path) -> EventHandler:
     store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(store.db)
     return EventHandler(store, RecordingCommands(), NoLanes(), NoLanes(), bot_user_id=lambda: None,  # type: ignore[arg-type]
-                        on_config_changed=lambda pid: None, claim_seconds=30)
+                        caches=ReadInvalidation(LocalEpochs()), claim_seconds=30)
 
 
 def unvalidated_event(body: dict[str, Any]) -> dict[str, Any]:
