@@ -57,7 +57,7 @@ class Git:
     def build(self, project, base_sha, riders, branch, target_branch):
         return BuiltCar("c" + "".join(r.head_sha[0] for r in riders) * 39, {})
 
-    def land(self, project, target_branch, commit_sha, source_updates):
+    def land(self, project, target_branch, commit_sha, source_updates, *, target_pipeline=True):
         self.landed.append(commit_sha)
         self.gitlab.head = commit_sha
 
