@@ -107,6 +107,19 @@ def model_row(workload: Workload, seeds: range) -> str:
     return f"{figures['mean']:.2f} | {figures['p90']:.2f} | {figures['pipes']:.2f}"
 
 
+def marge_row(mrs: int, d_seconds: float, venv_dir: Path | None) -> str:
+    """The real marge-bot on the first MRs of the base workload's seed 0, in real time."""
+    from marge_anchor import run_anchor
+    from marge_compat import install_marge
+
+    workload = Workload("base workload's first MRs", mrs=mrs, seed=0)
+    arrivals = train_model.draw_arrivals(model_workload(workload), random.Random(workload.seed))
+    with tempfile.TemporaryDirectory(prefix="bench-marge-") as tmp:
+        marge_app = install_marge(venv_dir or Path(tmp) / "venv")
+        result = run_anchor(marge_app, Path(tmp), arrivals, d_seconds, workload.runners)
+    return result.row(f"{workload.label}: {mrs} MRs", d_seconds)
+
+
 def config(mode: str, workload: Workload) -> str:
     # The landed commit is a tested car: no second pipeline for the target on the same runners.
     return (f"merge:\n  mode: {mode}\n  pipeline_limit: {workload.runners}\n  flaky_retries: {workload.flaky_retries}\n"
@@ -127,7 +140,7 @@ def start_bot(team: Team, workdir: Path) -> tuple[object, object]:
     return runtime, server
 
 
-def settle(sim: Simulator, runtime: object, timeout: float = 10.0) -> None:
+def settle(sim: Simulator, runtime: object, timeout: float = 60.0) -> None:
     """Until every webhook is delivered and the bot's queue has been idle for a moment."""
     deadline = time.monotonic() + timeout
     quiet = 0
@@ -283,15 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 MRs, base workload only")
     parser.add_argument("--mrs", type=int, default=None)
-    parser.add_argument("--seeds", type=int, default=5,
+    parser.add_argument("--seeds", type=int, default=20,
                         help="runs of the base and flaky rows (figures are means over seeds)")
-    parser.add_argument("--other-seeds", type=int, default=1, help="runs of each other row")
-    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--other-seeds", type=int, default=3, help="runs of each other row")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ... (the model uses 0..19)")
     parser.add_argument("--rows", default="", help="only these rows, by number from 0 (e.g. 0,1); the serial row "
                                                    "goes with row 0")
     parser.add_argument("--serial-mrs", type=int, default=20,
                         help="serial mode lands one MR per D: a smaller workload keeps it to minutes")
     parser.add_argument("--trace", action="store_true", help="print every car's pipeline timeline to stderr")
+    parser.add_argument("--marge-mrs", type=int, default=6, help="MRs of the marge-bot anchor row")
+    parser.add_argument("--marge-d", type=float, default=90.0, help="D in real seconds for the marge-bot anchor row")
+    parser.add_argument("--marge-venv", type=Path, default=None, help="venv with marge-bot (made if missing)")
     args = parser.parse_args(argv)
     global TRACE
     TRACE = args.trace
@@ -304,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| workload | mode | seeds | mean D | p90 D | pipelines/merged MR | API requests/merged MR | merged |"
           " bad merged | good not merged | model mean D | model p90 D | model pipelines | real s |")
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    chosen_rows = {int(number) for number in args.rows.split(",") if number.strip()}
+    chosen_rows = {int(number) for number in args.rows.split(",") if number.strip().isdigit()} | (
+        {-1} if "marge" in args.rows else set())
     for index, workload in enumerate(workloads):
         if chosen_rows and index not in chosen_rows:
             continue
@@ -317,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             serial = Workload(**{**workload.__dict__, "mrs": min(size, args.serial_mrs),
                                  "label": f"{workload.label} ({min(size, args.serial_mrs)} MRs)"})
             print(run(serial, "serial").row(), flush=True)
+    if (not chosen_rows and not args.quick) or "marge" in args.rows:
+        print(marge_row(args.marge_mrs, args.marge_d, args.marge_venv), flush=True)
     print("targets (train, base): mean <= 1.4 D, p90 <= 2.0 D, <= 0.9 pipelines per merged MR; "
           "5 % flaky: mean <= 1.6 D at <= 1.05 pipelines")
     return 0

@@ -38,3 +38,18 @@ def test_webhook_latency_prints_latency_and_throughput() -> None:
     assert "figure: webhook p50" in out
     assert "figure: webhook throughput" in out
     assert "figure: errors bot 0, bare 0" in out
+
+
+@pytest.mark.slow
+def test_trains_prints_each_mode_and_matches_the_model_on_the_same_mrs() -> None:
+    out = run_bench("trains.py", "--quick", "--mrs", "12", "--seeds", "1", "--first-seed", "2", "--serial-mrs", "4",
+                    timeout=600)
+    rows = {cells[2]: cells for cells in (line.split("|") for line in out.splitlines())
+            if len(cells) > 14 and cells[2].strip() in ("train", "serial")}
+    train, serial = rows[" train "], rows[" serial "]
+    assert int(train[9]) == 0 and int(serial[9]) == 0, "a bad MR merged"
+    assert int(train[10]) == 0, "a good MR was not merged"
+    # The simulator run (real bot, git, webhooks) and the model (the planner alone) saw the same MRs:
+    # time to merge, p90 and pipelines per merged MR agree.
+    assert [cell.strip() for cell in train[4:7]] == [cell.strip() for cell in train[11:14]], train
+    assert float(serial[4]) > float(train[4]), "serial merges faster than the train"
