@@ -9,46 +9,24 @@ waits for its pipeline, merges), and the target moves before the start, so every
 re-tested. marge-bot's own waits are wall-clock: 30 s between MRs, a CI poll every 10 s and a few
 fixed 2-5 s pauses, about 0.4 D per MR at D = 90 s that a 20-minute pipeline would hide.
 
-Figures as in the train rows: time from the assignment to the merge in D, pipelines per merged MR
+Figures as in the train rows (`train_rows.Result`): time from the assignment to the merge in D, pipelines per merged MR
 (those on MR branches after the start), GitLab API requests per merged MR (marge-bot's token).
 """
 
 from __future__ import annotations
 
-import os
-import statistics
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from gitlab_sim import PipelinePlan, PipelineRequest, SimClock, Simulator, TreeCI
-from gitlab_sim.state import DEVELOPER, MAINTAINER
+from gitlab_sim.state import DEVELOPER, MAINTAINER, Project, User
 
-from marge_compat import install_marge
+from marge_compat import marge_process
 from train_model import Arrival
+from train_rows import Result, Workload
 
 
-@dataclass
-class AnchorResult:
-    ttm: list[float]  # in D, good MRs merged
-    pipelines: int
-    api_requests: int
-    merged: int
-    bad_merged: int
-    good_not_merged: int
-    real_seconds: float
-
-    def row(self, label: str, d_seconds: float) -> str:
-        mean = statistics.fmean(self.ttm) if self.ttm else float("nan")
-        p90 = sorted(self.ttm)[int(0.9 * (len(self.ttm) - 1))] if self.ttm else float("nan")
-        per = max(self.merged, 1)
-        return (f"| {label} (D = {d_seconds:.0f} s real) | marge-bot 1.4 | 1 | {mean:.2f} | {p90:.2f} | "
-                f"{self.pipelines / per:.2f} | {self.api_requests / per:.1f} | {self.merged} | {self.bad_merged} | "
-                f"{self.good_not_merged} | - | - | - | {self.real_seconds:.0f} |")
-
-
-def run_anchor(marge_app: Path, workdir: Path, mrs: list[Arrival], d_seconds: float, runners: int) -> AnchorResult:
+def run_anchor(marge_app: Path, workdir: Path, workload: Workload, mrs: list[Arrival], d_seconds: float) -> Result:
     started = time.monotonic()
     sim = Simulator(workdir / "sim", SimClock.real_time(), rebase_delay=0.2).start()
     try:
@@ -57,7 +35,7 @@ def run_anchor(marge_app: Path, workdir: Path, mrs: list[Arrival], d_seconds: fl
         project = sim.create_project("acme/app", merge_method="ff", files={"README.md": "anchor\n"})
         sim.add_member(sim.create_group("acme"), marge, MAINTAINER)
         sim.add_member(project, dev, DEVELOPER)
-        sim.set_runner_capacity(runners)
+        sim.set_runner_capacity(workload.runners)
         sim.set_pipeline_plan(PipelinePlan("pass", duration=0.05))  # the MRs' own pipelines, before the run
         iids = [sim.create_merge_request(project, f"mr-{mr.mr_id}", author=dev, title=f"Change {mr.mr_id}",
                                          files={f"src/change{mr.mr_id}.txt": "BROKEN\n" if mr.bad else "ok\n"}).iid
@@ -71,7 +49,8 @@ def run_anchor(marge_app: Path, workdir: Path, mrs: list[Arrival], d_seconds: fl
         bad = {iid for iid, mr in zip(iids, mrs) if mr.bad}
         final = {iid: sim.merge_request(project, iid) for iid in iids}
         merged = [iid for iid, mr in final.items() if mr.state == "merged"]
-        return AnchorResult(
+        return Result(
+            workload, "marge-bot 1.4",
             ttm=[((final[iid].merged_at or 0.0) - assigned[iid]) / d_seconds for iid in merged if iid not in bad],
             pipelines=len([p for p in sim.pipelines(project) if p.id not in before and p.ref.startswith("mr-")
                            and p.status != "skipped"]),
@@ -93,39 +72,24 @@ def _tree_ci(sim: Simulator, mrs: list[Arrival], d_seconds: float) -> TreeCI:
     return ci
 
 
-def _drive(sim: Simulator, project: object, marge: object, dev: object, marge_app: Path, workdir: Path,
+def _drive(sim: Simulator, project: Project, marge: User, dev: User, marge_app: Path, workdir: Path,
            mrs: list[Arrival], iids: list[int], d_seconds: float) -> dict[int, float]:
     """Assign each MR at its arrival; until every MR is merged or marge-bot let go of it."""
-    token_file = workdir / "marge-token"
-    token_file.write_text(marge.token)  # type: ignore[attr-defined]
-    (workdir / "home").mkdir(exist_ok=True)
-    env = {**os.environ, "HOME": str(workdir / "home"), "GIT_TERMINAL_PROMPT": "0"}
     start = sim.clock.now()
     assigned: dict[int, float] = {}
     deadline = time.monotonic() + (len(mrs) * 3 + 5) * d_seconds
-    with open(workdir / "marge.log", "wb") as log:
-        process = subprocess.Popen(
-            [str(marge_app), "--gitlab-url", sim.url, "--auth-token-file", str(token_file), "--use-https",
-             "--ci-timeout", f"{int(3 * d_seconds / 60) + 1}min"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        try:
-            while time.monotonic() < deadline and process.poll() is None:
-                for mr, iid in zip(mrs, iids):
-                    if iid not in assigned and sim.clock.now() >= start + mr.at * d_seconds:
-                        sim.assign(project, iid, [marge], by=dev)  # type: ignore[arg-type, list-item]
-                        assigned[iid] = sim.clock.now()
-                if len(assigned) == len(iids) and all(_let_go(sim, project, iid, marge) for iid in iids):
-                    break
-                time.sleep(0.2)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with marge_process(marge_app, sim.url, marge.token, workdir, ["--ci-timeout", f"{int(3 * d_seconds / 60) + 1}min"]) as process:
+        while time.monotonic() < deadline and process.poll() is None:
+            for mr, iid in zip(mrs, iids):
+                if iid not in assigned and sim.clock.now() >= start + mr.at * d_seconds:
+                    sim.assign(project, iid, [marge], by=dev)
+                    assigned[iid] = sim.clock.now()
+            if len(assigned) == len(iids) and all(_let_go(sim, project, iid, marge) for iid in iids):
+                break
+            time.sleep(0.2)
     return assigned
 
 
-def _let_go(sim: Simulator, project: object, iid: int, marge: object) -> bool:
-    mr = sim.merge_request(project, iid)  # type: ignore[arg-type]
-    return mr.state == "merged" or marge.id not in mr.assignee_ids  # type: ignore[attr-defined]
+def _let_go(sim: Simulator, project: Project, iid: int, marge: User) -> bool:
+    mr = sim.merge_request(project, iid)
+    return mr.state == "merged" or marge.id not in mr.assignee_ids

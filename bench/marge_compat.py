@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import time
 import venv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -27,6 +29,7 @@ from gitlab_sim import PipelinePlan, SimClock, Simulator  # noqa: E402
 from gitlab_sim.state import DEVELOPER, MAINTAINER, RequestRecord  # noqa: E402
 
 MARGE_REQUIREMENT = "marge-bot==1.4.*"
+MARGE_LOG = "marge.log"
 
 
 @dataclass
@@ -47,6 +50,30 @@ def install_marge(venv_dir: Path) -> Path:
         venv.create(venv_dir, with_pip=True)
         subprocess.run([str(venv_dir / "bin" / "pip"), "install", "-q", MARGE_REQUIREMENT], check=True)
     return marge_app
+
+
+@contextlib.contextmanager
+def marge_process(marge_app: Path, gitlab_url: str, token: str, workdir: Path,
+                  options: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """marge-bot running against `gitlab_url` as the token's user, logging to workdir/marge.log;
+    stopped on leaving the block."""
+    token_file = workdir / "marge-token"
+    token_file.write_text(token)
+    home = workdir / "home"
+    home.mkdir(exist_ok=True)
+    env = {**os.environ, "HOME": str(home), "GIT_TERMINAL_PROMPT": "0"}
+    with open(workdir / MARGE_LOG, "wb") as log:
+        process = subprocess.Popen(
+            [str(marge_app), "--gitlab-url", gitlab_url, "--auth-token-file", str(token_file), "--use-https", *options],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def _endpoint(record: RequestRecord) -> str:
@@ -70,32 +97,16 @@ def run(marge_app: Path, workdir: Path, ci_seconds: float = 5.0, timeout: float 
                                  files={"feature.txt": "new\n"}, assignees=[marge])
         sim.commit(project, "main", {"other.txt": "main moved on\n"}, author=dev)  # force a rebase
         sim.reset_request_log()
-        token_file = workdir / "token"
-        token_file.write_text(marge.token)
-        home = workdir / "home"
-        home.mkdir(exist_ok=True)
-        log_path = workdir / "marge.log"
-        env = {**os.environ, "HOME": str(home), "GIT_TERMINAL_PROMPT": "0"}
         started = time.monotonic()
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [str(marge_app), "--gitlab-url", sim.url, "--auth-token-file", str(token_file),
-                 "--use-https", "--rebase-remotely", "--ci-timeout", "5min"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-            merged = False
-            try:
-                deadline = started + timeout
-                while time.monotonic() < deadline and process.poll() is None:
-                    if sim.merge_request(project, 1).state == "merged":
-                        merged = True
-                        break
-                    time.sleep(0.2)
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        merged = False
+        with marge_process(marge_app, sim.url, marge.token, workdir, ["--rebase-remotely", "--ci-timeout", "5min"]) \
+                as process:
+            deadline = started + timeout
+            while time.monotonic() < deadline and process.poll() is None:
+                if sim.merge_request(project, 1).state == "merged":
+                    merged = True
+                    break
+                time.sleep(0.2)
         elapsed = time.monotonic() - started
         records = sim.request_log()
         return MargeResult(
@@ -105,7 +116,7 @@ def run(marge_app: Path, workdir: Path, ci_seconds: float = 5.0, timeout: float 
             failed_requests=[f"{r.status} {r.method} {r.path}?{r.query}" for r in records
                              if r.status >= 400 and not (r.kind == "git" and r.status == 401)],
             endpoints=dict(collections.Counter(_endpoint(r) for r in records)),
-            marge_log_tail="\n".join(log_path.read_text(errors="replace").splitlines()[-120:]))
+            marge_log_tail="\n".join((workdir / MARGE_LOG).read_text(errors="replace").splitlines()[-120:]))
     finally:
         sim.stop()
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import random
 import re
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,70 +34,11 @@ from gitlab_sim.sample import Team, make_team  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 import train_model  # noqa: E402
+from train_rows import Result, Workload, merge_results  # noqa: E402
 
 D = 600.0  # one pipeline, in simulated seconds
 STEP = D / 20
 WEBHOOK_SECRET = "bench-trains-secret"
-
-
-@dataclass(frozen=True)
-class Workload:
-    label: str
-    mrs: int = 80
-    gap: float = 0.25
-    p_bad: float = 0.1
-    runners: int = 4
-    flaky: float = 0.0
-    flaky_retries: int = 0
-    seed: int = 1
-
-
-def merge_results(results: list["Result"]) -> "Result":
-    """Seeds pooled into one row: means of per-seed figures, like the discrete-event model."""
-    first = results[0]
-    pooled = Result(first.workload, first.mode, [], 0, 0, 0, 0, 0, 0.0)
-    for result in results:
-        pooled.ttm += result.ttm
-        pooled.pipelines += result.pipelines
-        pooled.api_requests += result.api_requests
-        pooled.merged += result.merged
-        pooled.bad_merged += result.bad_merged
-        pooled.good_not_merged += result.good_not_merged
-        pooled.real_seconds += result.real_seconds
-    pooled.seeds = len(results)
-    pooled.per_seed = [(statistics.fmean(r.ttm) if r.ttm else float("nan"), _p90(r.ttm)) for r in results]
-    return pooled
-
-
-def _p90(values: list[float]) -> float:
-    return sorted(values)[int(0.9 * (len(values) - 1))] if values else float("nan")
-
-
-@dataclass
-class Result:
-    workload: Workload
-    mode: str
-    ttm: list[float]
-    pipelines: int
-    api_requests: int
-    merged: int
-    bad_merged: int
-    good_not_merged: int
-    real_seconds: float
-    seeds: int = 1
-    per_seed: list[tuple[float, float]] = field(default_factory=list)
-
-    def row(self, model: str = "- | - | -") -> str:
-        if self.per_seed:  # the mean over seeds of each seed's mean and p90
-            mean = statistics.fmean(m for m, _ in self.per_seed)
-            p90 = statistics.fmean(p for _, p in self.per_seed)
-        else:
-            mean = statistics.fmean(self.ttm) if self.ttm else float("nan")
-            p90 = _p90(self.ttm)
-        per = max(self.merged, 1)
-        return (f"| {self.workload.label} | {self.mode} | {self.seeds} | {mean:.2f} | {p90:.2f} | {self.pipelines / per:.2f} | "
-                f"{self.api_requests / per:.1f} | {self.merged} | {self.bad_merged} | {self.good_not_merged} | "
-                f"{model} | {self.real_seconds:.0f} |")
 
 
 def model_row(workload: Workload, seeds: range) -> str:
@@ -112,12 +52,12 @@ def marge_row(mrs: int, d_seconds: float, venv_dir: Path | None) -> str:
     from marge_anchor import run_anchor
     from marge_compat import install_marge
 
-    workload = Workload("base workload's first MRs", mrs=mrs, seed=0)
+    workload = Workload(f"base workload's first {mrs} MRs (D = {d_seconds:.0f} s real)", mrs=mrs, seed=0)
     arrivals = train_model.draw_arrivals(model_workload(workload), random.Random(workload.seed))
     with tempfile.TemporaryDirectory(prefix="bench-marge-") as tmp:
         marge_app = install_marge(venv_dir or Path(tmp) / "venv")
-        result = run_anchor(marge_app, Path(tmp), arrivals, d_seconds, workload.runners)
-    return result.row(f"{workload.label}: {mrs} MRs", d_seconds)
+        result = run_anchor(marge_app, Path(tmp), workload, arrivals, d_seconds)
+    return result.row()
 
 
 def config(mode: str, workload: Workload) -> str:
