@@ -52,6 +52,15 @@ class PauseSwitch(Protocol):
     def set_lane_paused(self, lane: LaneKey, paused: bool) -> None: ...
 
 
+ALREADY_MERGED = "the queue had already merged this MR"
+
+
+def merged_by_another_entry(store: QueueStore, entry: QueueEntry) -> bool:
+    """An MR queued again in the moment the queue merged it: one merge, to be recorded once."""
+    earlier = store.merged_entry_for(entry.project_id, entry.mr_iid)
+    return earlier is not None and earlier.id != entry.id
+
+
 class Store(QueueStore, LaneLeases, PauseSwitch, Protocol):
     """The queue repository: entries, leases and the pause switch."""
 
@@ -236,7 +245,10 @@ class LaneDriver:
         if isinstance(action, actions.Wait):
             return action.seconds
         if isinstance(action, actions.RecordMerged):
-            self._finish_merged(entry, fence, action.merge_commit_sha, action.reason)
+            if merged_by_another_entry(self.deps.store, entry):
+                self._move(entry, EntryState.CANCELLED, ALREADY_MERGED, fence)
+            else:
+                self._finish_merged(entry, fence, action.merge_commit_sha, action.reason)
             return CONTINUE
         if isinstance(action, actions.Cancel):
             self._move(entry, EntryState.CANCELLED, action.reason, fence)

@@ -132,6 +132,10 @@ class QueueStore(Protocol):
 
     def get_entry(self, entry_id: int) -> QueueEntry | None: ...
 
+    def merged_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
+        """The entry that merged this MR, if the queue merged it."""
+        ...
+
     def lane_entries(self, lane: LaneKey) -> list[QueueEntry]:
         """Active entries of the lane in merge order (priority, then enqueue time)."""
         ...

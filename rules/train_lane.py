@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from merge_assist.rules import train_actions as act
 from merge_assist.rules.engine import RuleOptions
 from merge_assist.rules.errors import GitLabError
-from merge_assist.rules.flow import FlowDeps, lane_reads, rule_context
+from merge_assist.rules.flow import ALREADY_MERGED, FlowDeps, lane_reads, merged_by_another_entry, rule_context
 from merge_assist.rules.lane_machine import EntryState
 from merge_assist.rules.events import log_event
 from merge_assist.rules.metrics import METRICS
@@ -172,7 +172,9 @@ class TrainLane:
     def _left(self, entry: QueueEntry, mr: MergeRequest, fence: int) -> None:
         """The MR is no longer an open MR of this lane."""
         store = self.deps.store
-        if mr.state == "merged":
+        if mr.state == "merged" and merged_by_another_entry(store, entry):
+            store.transition(entry.id, entry.state, EntryState.CANCELLED, ALREADY_MERGED, fence=fence)
+        elif mr.state == "merged":
             how = "merged" if entry.state is EntryState.MERGING else "merged outside the queue"
             store.transition(entry.id, entry.state, EntryState.MERGED, how, fence=fence,
                              merge_commit_sha=mr.merge_commit_sha)

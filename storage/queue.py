@@ -91,6 +91,14 @@ class QueueRepository:
             ))
             return _entry(row) if row else None
 
+    def merged_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
+        with self._db.session() as session:
+            row = session.scalar(select(QueueEntryRow).where(
+                QueueEntryRow.project_id == project_id, QueueEntryRow.mr_iid == iid,
+                QueueEntryRow.state == EntryState.MERGED.value,
+            ).order_by(QueueEntryRow.id).limit(1))
+            return _entry(row) if row else None
+
     def latest_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
         with self._db.session() as session:
             row = session.scalar(select(QueueEntryRow).where(

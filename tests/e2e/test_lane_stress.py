@@ -119,6 +119,12 @@ def test_random_interleavings_keep_every_promise(sim: Simulator, tmp_path: Path,
         merged_in_gitlab = sum(1 for iid in iids if world.state(iid) == "merged")
         print(f"\nstress: {OPERATIONS} operations {dict(counts)}; audit {figures}; "
               f"MRs merged in GitLab {merged_in_gitlab}")
+        merged_by_bot = sorted(e.mr_iid for e in bot.store.queue.all_entries(limit=100000) if e.state is EntryState.MERGED)
+        merged_by_gitlab = sorted(iid for iid in iids if world.state(iid) == "merged")
+        assert merged_by_bot == merged_by_gitlab, (
+            f"merged for the bot only: {sorted(set(merged_by_bot) - set(merged_by_gitlab))}, "
+            f"twice: {sorted({i for i in merged_by_bot if merged_by_bot.count(i) > 1})}, "
+            f"in GitLab only: {sorted(set(merged_by_gitlab) - set(merged_by_bot))}")
         assert figures.get("merged", 0) == merged_in_gitlab
         finished = sum(figures.get(state, 0) for state in ("merged", "cancelled", "failed"))
         assert figures.get("entries", 0) == finished, "an entry never finished"

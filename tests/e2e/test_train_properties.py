@@ -4,7 +4,7 @@ Each seed is a project of its own (its own lane), with 3-5 MRs: good ones, bad o
 line), sometimes a semantic conflict (one MR renames a function, another calls the old name; each
 passes alone), flaky pipelines (5 %, one re-test), pushes to queued MRs, cancels, pushes to the
 target by someone else, and urgent MRs. Seeds run 34 at a time against one bot (one simulator on a
-virtual clock), which also exercises lanes side by side.
+virtual clock), which also exercises lanes side by side; each batch of 34 is a test of its own.
 
 After the run, for every seed:
 - every head the bot pushed to the target is a commit whose pipeline passed, and its tree passes CI;
@@ -167,41 +167,43 @@ def check(bot: Bot, seed: Seed, ci: TreeCI) -> dict[str, int]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_trains_keep_their_promise_over_many_seeds(trains: tuple[Bot, World, TreeCI]) -> None:
+@pytest.mark.parametrize("first", range(0, SEEDS, BATCH), ids=lambda first: f"seeds-{first}-{first + BATCH - 1}")
+def test_trains_keep_their_promise_over_many_seeds(trains: tuple[Bot, World, TreeCI], first: int) -> None:
+    """One batch of seeds against one bot; the batches are separate tests so they can run in parallel."""
     bot, team, ci = trains
     sim = team.sim
     queue = bot.server.runtime.queue  # type: ignore[union-attr]
     totals = {"landings": 0, "merged": 0, "failed": 0, "cancelled": 0}
-    for first in range(0, SEEDS, BATCH):
-        start = sim.clock.now()
-        seeds = [make_seed(bot, team, number, start) for number in range(first, min(first + BATCH, SEEDS))]
-        pending = sorted(((when, seed.number, action, iid, seed) for seed in seeds
-                          for when, action, iid in seed.events), key=lambda item: item[:2])
-        step = 0
-        while pending:
-            when, _, action, iid, seed = pending.pop(0)
-            if when > sim.clock.now():
-                sim.wait_for_deliveries()
-                sim.clock.advance(when - sim.clock.now())
-            step += 1
-            act(seed, action, iid, step)
-
-        def all_finished() -> bool:
+    last = min(first + BATCH, SEEDS)
+    start = sim.clock.now()
+    seeds = [make_seed(bot, team, number, start) for number in range(first, last)]
+    pending = sorted(((when, seed.number, action, iid, seed) for seed in seeds
+                      for when, action, iid in seed.events), key=lambda item: item[:2])
+    step = 0
+    while pending:
+        when, _, action, iid, seed = pending.pop(0)
+        if when > sim.clock.now():
             sim.wait_for_deliveries()
-            if not queue.idle():
-                return False  # let the bot catch up before time moves on
-            sim.clock.advance(D / 10)
-            return all(finished(bot, seed) for seed in seeds)
+            sim.clock.advance(when - sim.clock.now())
+        step += 1
+        act(seed, action, iid, step)
 
-        try:
-            wait_for(all_finished, timeout=300, interval=0.05, message=f"seeds {first}..{first + BATCH - 1} to finish")
-        except TimeoutError:
-            for seed in seeds:
-                if not finished(bot, seed):
-                    print(describe(bot, seed))
-            raise
+    def all_finished() -> bool:
+        sim.wait_for_deliveries()
+        if not queue.idle():
+            return False  # let the bot catch up before time moves on
+        sim.clock.advance(D / 10)
+        return all(finished(bot, seed) for seed in seeds)
+
+    try:
+        wait_for(all_finished, timeout=300, interval=0.05, message=f"seeds {first}..{last - 1} to finish")
+    except TimeoutError:
         for seed in seeds:
-            for key, value in check(bot, seed, ci).items():
-                totals[key] += value
-    print(f"\ntrain properties: {SEEDS} seeds over {', '.join(METHODS)}: {totals}")
-    assert totals["landings"] >= SEEDS and totals["merged"] >= 2 * SEEDS
+            if not finished(bot, seed):
+                print(describe(bot, seed))
+        raise
+    for seed in seeds:
+        for key, value in check(bot, seed, ci).items():
+            totals[key] += value
+    print(f"\ntrain properties: seeds {first}..{last - 1} over {', '.join(METHODS)}: {totals}")
+    assert totals["landings"] >= last - first and totals["merged"] >= 2 * (last - first)

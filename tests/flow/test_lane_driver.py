@@ -261,6 +261,21 @@ def test_merged_outside_the_queue_is_recorded_without_merging(store, gitlab, dri
     assert gitlab.merged_with == []
 
 
+def test_an_mr_queued_again_as_the_queue_merged_it_is_recorded_merged_once(store, gitlab, driver):
+    """The race the stress test found: `retry` read the MR open and saw no active entry just before
+    the lane merged it, so a second entry was added for a merged MR."""
+    gitlab.add(1)
+    first = queue(store, 1)
+    driver.drive(LANE)
+    assert state(store, first).state is EntryState.MERGED
+    second = queue(store, 1)
+    driver.drive(LANE)
+    assert state(store, second).state is EntryState.CANCELLED
+    assert state(store, second).reason == "the queue had already merged this MR"
+    merged = [e for e in store.queue.all_entries() if e.mr_iid == 1 and e.state is EntryState.MERGED]
+    assert [e.id for e in merged] == [first.id]
+
+
 def test_a_lane_held_by_another_worker_is_left_alone(store, gitlab, driver):
     gitlab.add(1)
     entry = queue(store, 1)
