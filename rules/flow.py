@@ -277,7 +277,7 @@ class LaneDriver:
         return moved
 
     def _rebase(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str) -> float | None:
-        moved = self._move(entry, EntryState.REBASING, reason, fence, attempts=entry.attempts + 1)
+        moved = self._move(entry, EntryState.REBASING, reason, fence, attempts=entry.attempts + 1, tested_sha=mr.sha)
         if isinstance(moved, Refused):
             return CONTINUE
         try:

@@ -128,6 +128,10 @@ def plan(snapshot: LaneSnapshot) -> Action:
     if entry.state is EntryState.REBASING:
         if mr.rebase_in_progress:
             return Wait("GitLab is rebasing it", POLL_SECONDS)
+        if mr.merge_error and entry.tested_sha not in (None, mr.sha):
+            # Someone pushed while GitLab rebased (the lane keeps the head it asked to rebase in
+            # tested_sha): the failure says nothing about the new head, which is validated afresh.
+            return Validate(f"new commits arrived during the rebase; checking {mr.sha[:12]}", mr.sha)
         if mr.merge_error:
             return Fail(f"GitLab could not rebase it ({mr.merge_error}). Rebase locally and push.", "rebase_failed")
         return Validate(f"rebased; waiting for the pipeline of {mr.sha[:12]}", mr.sha)
