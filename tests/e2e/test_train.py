@@ -89,7 +89,10 @@ def test_a_train_lands_the_good_mrs_and_ejects_the_bad_one(train_bot: tuple[Bot,
         assert failed is not None and failed.state is EntryState.FAILED
         assert "pipeline" in failed.reason and "/pipelines/" in failed.reason, failed.reason
         assert sim.merge_request(project, bad).state == "opened"
-        # Plugins (Slack's notifications among them) hear of every merge and of the ejection.
+        # Plugins (Slack's notifications among them) hear of every merge and of the ejection; the
+        # hooks run just after the entries move, so give the last of them a moment.
+        wait_for(lambda: len(outcomes.merged) == len(good) and len(outcomes.failed) == 1, timeout=10,
+                 message="the merge and failure hooks")
         assert outcomes.merged == {iid: sim.merge_request(project, iid).merge_commit_sha for iid in good}
         assert list(outcomes.failed) == [bad] and "/pipelines/" in outcomes.failed[bad]
         # Every tree the bot put on main is the tree of a car whose pipeline passed.
