@@ -85,18 +85,32 @@ def rule_context(deps: FlowDeps, project: Project, mr: MergeRequest, entry: Queu
                        now=deps.clock.now(), entry=entry, lane_paused=lane_paused)
 
 
-def lane_reads(gitlab: GitLabPort, project_id: int, target_branch: str, *, cached: bool
-               ) -> tuple[dict[int, MergeRequest], str, bool]:
-    """A train lane's open MRs by iid and its target's head, and whether they came from the cache.
-    With `cached`, the adapter's cached reads are used when no webhook dropped them; a caller that
-    got cached reads reads fresh ones before it lands anything."""
-    if cached:
-        mrs = gitlab.cached_open_merge_requests(project_id, target_branch)
-        head = gitlab.cached_branch_sha(project_id, target_branch)
-        if mrs is not None and head is not None:
-            return {mr.iid: mr for mr in mrs}, head, True
-    fresh = gitlab.list_open_merge_requests(project_id, target_branch)
-    return {mr.iid: mr for mr in fresh}, gitlab.get_branch_sha(project_id, target_branch), False
+def announce_merged(deps: FlowDeps, entry: QueueEntry, sha: str | None, *, metric: str, how: str,
+                    context: RuleContext | None, options: RuleOptions | None, car: int | None = None) -> None:
+    """What follows an entry's move to `merged`, in either lane: the metric (`queue`, `train` or
+    `outside`), the event log, the plugins' hook and, when the queue merged it, the time to merge
+    and the comment on the MR."""
+    METRICS.merged(metric)
+    log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), how=how, sha=sha, car=car)
+    by_queue = metric != "outside"
+    if by_queue:
+        METRICS.command_to_merge(_seconds_since(entry.enqueued_at, deps.clock.now()))
+    if context is not None:
+        deps.engine.after_merge(context, sha, options)
+    if by_queue:
+        deps.feedback.merged(entry.project_id, entry.mr_iid, sha, entry.target_branch)
+
+
+def announce_failed(deps: FlowDeps, entry: QueueEntry, reason: str, *, why: str, context: RuleContext | None,
+                    options: RuleOptions | None) -> None:
+    """What follows an entry's move to `failed`, in either lane; `why` is the short label for
+    metrics and the event log, `reason` goes to the plugins and the MR."""
+    METRICS.failed(why)
+    log_event("failed", level=logging.WARNING, project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane),
+              reason=why)
+    if context is not None:
+        deps.engine.merge_failed(context, reason, options)
+    deps.feedback.failed(entry.project_id, entry.mr_iid, reason)
 
 
 class TrainDriver(Protocol):
@@ -298,7 +312,7 @@ class LaneDriver:
                 METRICS.pipeline_wait(_seconds_since(entry.updated_at, self.deps.clock.now()))
             entry = moved
         self.deps.engine.before_merge(context, options)
-        squash = _merge_setting(options, "squash")
+        squash = merge_setting(options, "squash")
         try:
             result = self.deps.gitlab.merge(project.id, mr.iid, sha=action.sha, squash=squash)
         except HeadMoved:
@@ -327,26 +341,16 @@ class LaneDriver:
                        context: RuleContext | None = None, options: RuleOptions | None = None) -> None:
         if isinstance(self._move(entry, EntryState.MERGED, how, fence, merge_commit_sha=sha), Refused):
             return
-        METRICS.merged("queue" if how == "merged" else "outside")
-        log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), how=how, sha=sha)
-        if how == "merged":
-            METRICS.command_to_merge(_seconds_since(entry.enqueued_at, self.deps.clock.now()))
-        if context is not None:
-            self.deps.engine.after_merge(context, sha, options)
-        if how == "merged":
-            self.deps.feedback.merged(entry.project_id, entry.mr_iid, sha, entry.target_branch)
+        announce_merged(self.deps, entry, sha, metric="queue" if how == "merged" else "outside", how=how,
+                        context=context, options=options)
 
     def _fail(self, entry: QueueEntry, fence: int, project: Project, mr: MergeRequest, reason: str,
               context: RuleContext | None = None, options: RuleOptions | None = None, *, why: str) -> float:
         """Fail the entry; `why` is the short metrics label for `reason`."""
         if isinstance(self._move(entry, EntryState.FAILED, reason, fence), Refused):
             return CONTINUE
-        METRICS.failed(why)
-        log_event("failed", level=logging.WARNING, project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane),
-                  reason=why)
-        context = context or rule_context(self.deps, project, mr, entry)
-        self.deps.engine.merge_failed(context, reason, options)
-        self.deps.feedback.failed(entry.project_id, entry.mr_iid, reason)
+        announce_failed(self.deps, entry, reason, why=why, context=context or rule_context(self.deps, project, mr, entry),
+                        options=options)
         return CONTINUE
 
 
@@ -356,7 +360,7 @@ def _seconds_since(moment: datetime, now: datetime) -> float:
     return max(0.0, (now - moment).total_seconds())
 
 
-def _merge_setting(options: Mapping[str, Mapping[str, Any]], key: str) -> Any:
+def merge_setting(options: Mapping[str, Mapping[str, Any]], key: str) -> Any:
     return (options.get("merge") or {}).get(key)
 
 

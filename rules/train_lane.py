@@ -21,12 +21,12 @@ from typing import Any, Mapping
 from merge_assist.rules import train_actions as act
 from merge_assist.rules.engine import RuleOptions
 from merge_assist.rules.errors import GitLabError
-from merge_assist.rules.flow import ALREADY_MERGED, FlowDeps, lane_reads, merged_by_another_entry, rule_context
+from merge_assist.rules.flow import (ALREADY_MERGED, FlowDeps, announce_failed, announce_merged, merge_setting,
+                                     merged_by_another_entry, rule_context)
 from merge_assist.rules.lane_machine import EntryState
-from merge_assist.rules.events import log_event
 from merge_assist.rules.metrics import METRICS
-from merge_assist.rules.model import LaneKey, MergeRequest, Outcome, Project, QueueEntry
-from merge_assist.rules.ports import Refused
+from merge_assist.rules.model import LaneKey, MergeRequest, Outcome, Project, QueueEntry, RuleContext
+from merge_assist.rules.ports import GitLabPort, Refused
 from merge_assist.rules.train import plan
 from merge_assist.rules.train_ports import (
     BuiltCar, CarBuilder, CarRecord, CarStore, PushRefused, RiderSource, TargetMoved,
@@ -50,6 +50,20 @@ def train_settings(options: Mapping[str, Mapping[str, Any]]) -> TrainSettings:
 
 def is_train(options: Mapping[str, Mapping[str, Any]]) -> bool:
     return (options.get("merge") or {}).get("mode") == TrainMode.TRAIN.value
+
+
+def lane_reads(gitlab: GitLabPort, project_id: int, target_branch: str, *, cached: bool
+               ) -> tuple[dict[int, MergeRequest], str, bool]:
+    """A train lane's open MRs by iid and its target's head, and whether they came from the cache.
+    With `cached`, the adapter's cached reads are used when no webhook dropped them; a caller that
+    got cached reads reads fresh ones before it lands anything."""
+    if cached:
+        mrs = gitlab.cached_open_merge_requests(project_id, target_branch)
+        head = gitlab.cached_branch_sha(project_id, target_branch)
+        if mrs is not None and head is not None:
+            return {mr.iid: mr for mr in mrs}, head, True
+    fresh = gitlab.list_open_merge_requests(project_id, target_branch)
+    return {mr.iid: mr for mr in fresh}, gitlab.get_branch_sha(project_id, target_branch), False
 
 
 def branch_for(lane: LaneKey, car_id: int) -> str:
@@ -288,7 +302,7 @@ class TrainLane:
         assert record.commit_sha is not None
         try:
             self.builder.land(lane.project, lane.key.target_branch, record.commit_sha, record.source_updates,
-                              target_pipeline=bool((lane.options.get("merge") or {}).get("target_pipeline", True)))
+                              target_pipeline=merge_setting(lane.options, "target_pipeline") is not False)
         except TargetMoved:
             self._back_to_waiting(lane, merging, f"the target branch moved before car {car_id} landed")
             return False
@@ -312,15 +326,8 @@ class TrainLane:
         for entry in merging:
             self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.MERGED,
                                        f"merged in car {car_id}", fence=lane.fence, merge_commit_sha=record.commit_sha)
-            METRICS.merged("train")
-            METRICS.command_to_merge(max((self.deps.clock.now() - entry.enqueued_at).total_seconds(), 0.0))
-            log_event("merged", project=entry.project_id, mr=entry.mr_iid, lane=str(lane.key), how="train",
-                      car=car_id, sha=record.commit_sha)
-            mr = lane.mrs.get(entry.id)
-            if mr is not None:
-                self.deps.engine.after_merge(rule_context(self.deps, lane.project, mr, entry), record.commit_sha,
-                                             lane.options)
-            self.deps.feedback.merged(entry.project_id, entry.mr_iid, record.commit_sha, entry.target_branch)
+            announce_merged(self.deps, entry, record.commit_sha, metric="train", how="train",
+                            context=self._context(lane, entry), options=lane.options, car=car_id)
         return True
 
     def _back_to_waiting(self, lane: _Lane, entries: list[QueueEntry], reason: str) -> None:
@@ -399,13 +406,12 @@ class TrainLane:
         if isinstance(moved, Refused):
             return
         lane.entries.pop(entry.id, None)
-        METRICS.failed("train_ejected")
-        log_event("failed", level=logging.WARNING, project=entry.project_id, mr=entry.mr_iid, lane=str(lane.key),
-                  reason=reason)
+        announce_failed(self.deps, entry, reason, why="train_ejected", context=self._context(lane, entry),
+                        options=lane.options)
+
+    def _context(self, lane: _Lane, entry: QueueEntry) -> RuleContext | None:
         mr = lane.mrs.get(entry.id)
-        if mr is not None:
-            self.deps.engine.merge_failed(rule_context(self.deps, lane.project, mr, entry), reason, lane.options)
-        self.deps.feedback.failed(entry.project_id, entry.mr_iid, reason)
+        return rule_context(self.deps, lane.project, mr, entry) if mr is not None else None
 
     # -- entry states follow the cars ------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """A train lane and the adapter's cached reads: a drive may plan from them, but a car lands only
-after fresh reads of its MRs and the target (rules.flow.lane_reads)."""
+after fresh reads of its MRs and the target (rules.train_lane.lane_reads)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from merge_assist.rules.flow import lane_reads
+from merge_assist.rules.train_lane import lane_reads
 from merge_assist.rules.train_lane import TrainLane
 from merge_assist.rules.train_ports import BuiltCar
 from merge_assist.rules.model import EntryState, Pipeline
