@@ -99,6 +99,23 @@ def test_retry_after_a_fixed_pipeline_merges(bot: Bot, world: World) -> None:
     assert [e.state for e in entries] == [EntryState.MERGED, EntryState.FAILED]
 
 
+def test_retry_keeps_a_raised_priority_only_for_those_who_may_raise_it(bot: Bot, world: World) -> None:
+    """Finding 9 of the hardening issue: `retry` used to queue again at the old, raised priority."""
+    world.sim.set_pipeline_plan(PipelinePlan(outcome="fail", duration=600))
+    bot.store.users.grant(bot.store.users.ensure_gitlab_user("bob", world.maintainer.id).id, "priority_manager",
+                          project_id=world.project.id)
+    iid = world.mr("urgent-then-failed")
+    world.comment(iid, world.maintainer, "/merge-assist merge --priority urgent")
+    assert bot.wait_state(world, iid, EntryState.WAITING_PIPELINE).priority is Priority.URGENT
+    world.sim.clock.advance(700)
+    bot.wait_state(world, iid, EntryState.FAILED)
+
+    world.comment(iid, world.dev, "/merge-assist retry")
+    again = wait_for(lambda: next((e for e in bot.entries(iid, world.project.id) if e.state.is_active), None),
+                     message="the retried entry")
+    assert again.priority is Priority.NORMAL
+
+
 def test_a_command_carried_out_again_after_a_crash_does_not_queue_the_mr_twice(bot: Bot, world: World) -> None:
     """A worker killed after running `merge` but before marking the comment done: the comment is
     delivered and run again; the MR must not get a second entry."""
