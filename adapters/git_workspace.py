@@ -163,6 +163,16 @@ class GitWorkspace:
                 self._push(repo, *refspecs, options=("ci.skip",))
             self._push(repo, f"{commit_sha}:refs/heads/{target_branch}", options=() if target_pipeline else ("ci.skip",))
 
+    def rider_commits(self, project: Project, commit_sha: str, riders: Sequence[RiderSource],
+                      source_updates: dict[str, str]) -> dict[int, str]:
+        if project.merge_method == "ff":  # the car is the riders' replayed commits one after the other
+            return {rider.entry_id: source_updates.get(rider.source_branch, rider.head_sha) for rider in riders}
+        with self._lock(project):  # otherwise one merge commit a rider, on the car's first-parent line
+            repo = self._repo(project)
+            self._fetch(repo, [commit_sha])
+            line = self._git(repo, "rev-list", "--first-parent", f"--max-count={len(riders)}", commit_sha).split()
+        return {rider.entry_id: sha for rider, sha in zip(riders, reversed(line))}
+
     def delete_branches(self, project: Project, branches: Sequence[str]) -> None:
         """Delete temporary branches with one git push (no API request); absent ones are fine."""
         if not branches:

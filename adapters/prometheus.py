@@ -46,6 +46,22 @@ class _LaneDepthCollector(Collector):
         yield oldest
 
 
+class _EventBacklogCollector(Collector):
+    """Reads the event queue's backlog when scraped; the reader is replaced when a new runtime starts."""
+
+    def __init__(self) -> None:
+        self.read: Callable[[], int] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        backlog = GaugeMetricFamily("merge_assist_events_waiting",
+                                    "Webhook and Slack events received and not yet handled "
+                                    "(queued, being handled or waiting for a retry).")
+        waiting = self.read() if self.read is not None else -1
+        if waiting >= 0:  # an unknown backlog (the queue backend away) is left out, not reported as 0
+            backlog.add_metric([], waiting)
+        yield backlog
+
+
 class PrometheusMetrics:
     """Every family of the metrics port, registered once in `registry`."""
 
@@ -91,10 +107,16 @@ class PrometheusMetrics:
                                      ["cause"], registry=registry)
         self._lanes = _LaneDepthCollector()
         registry.register(self._lanes)
+        self._events = _EventBacklogCollector()
+        registry.register(self._events)
 
     def watch_lanes(self, read: Callable[[], Iterable[LaneDepth]]) -> None:
         """Report queue length and oldest entry age per lane from `read` at each scrape."""
         self._lanes.read = read
+
+    def watch_events(self, read: Callable[[], int]) -> None:
+        """Report the event queue's backlog from `read` (negative: unknown) at each scrape."""
+        self._events.read = read
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

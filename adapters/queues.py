@@ -97,10 +97,14 @@ class InProcessQueue:
         with self._lock:
             return self._queue.qsize() + len(self._delayed)
 
+    def backlog(self) -> int:
+        """Events received and not yet done with: queued, being handled or waiting for a retry."""
+        with self._lock:
+            return self._queue.unfinished_tasks + len(self._delayed)
+
     def idle(self) -> bool:
         """Nothing queued, delayed or being handled (benchmarks wait for this between clock steps)."""
-        with self._lock:
-            return self._queue.unfinished_tasks == 0 and not self._delayed
+        return self.backlog() == 0
 
 
 class RedisStreamQueue:
@@ -235,6 +239,20 @@ class RedisStreamQueue:
             return int(self._redis.xpending(self.stream, self._group)["pending"])
         except redis.RedisError:
             return -1
+
+    def backlog(self) -> int:
+        """Events not yet delivered to a worker plus those delivered and not yet acknowledged
+        (-1 when Redis does not answer or cannot tell the undelivered count)."""
+        try:
+            self._ensure_group()
+            groups = self._redis.xinfo_groups(self.stream)
+        except redis.RedisError:
+            return -1
+        for group in groups:
+            if group["name"].decode() == self._group:
+                lag = group.get("lag")
+                return -1 if lag is None else int(lag) + int(group["pending"])
+        return -1
 
 
 class _Holding:

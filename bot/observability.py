@@ -57,12 +57,13 @@ def _aware(moment: datetime) -> datetime:
 
 
 def watch_queue(runtime: "Runtime") -> None:
-    """Let this process's `/metrics` report the queue per lane, read when scraped."""
+    """Let this process's `/metrics` report the queue per lane and the events waiting, read when scraped."""
     def read() -> list[LaneDepth]:
         entries = runtime.store.queue.all_entries(active_only=True, limit=MAX_ENTRIES_READ)
         return lane_depths(entries, datetime.now(timezone.utc))
 
     process_metrics().watch_lanes(read)
+    process_metrics().watch_events(runtime.queue.backlog)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -323,12 +323,26 @@ class TrainLane:
         for behind in (c for c in snapshot.train if c.after_car == car_id):
             self.cars.update_car(lane.key, behind.car_id, fence=lane.fence, after_car=None, base_sha=record.commit_sha)
         self._forget_branch(lane, record)
+        merged_as = self._rider_commits(lane, record)
         for entry in merging:
+            sha = merged_as.get(entry.id, record.commit_sha)
             self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.MERGED,
-                                       f"merged in car {car_id}", fence=lane.fence, merge_commit_sha=record.commit_sha)
-            announce_merged(self.deps, entry, record.commit_sha, metric="train", how="train",
+                                       f"merged in car {car_id}", fence=lane.fence, merge_commit_sha=sha)
+            announce_merged(self.deps, entry, sha, metric="train", how="train",
                             context=self._context(lane, entry), options=lane.options, car=car_id)
         return True
+
+    def _rider_commits(self, lane: _Lane, record: CarRecord) -> dict[int, str]:
+        """Each rider's own merge commit in the landed car; the car's commit for all when git cannot say
+        (the car has landed: this must not stop the entries from being recorded merged)."""
+        assert record.commit_sha is not None
+        riders = [self._source(lane, rider.entry_id, rider.head_sha) for rider in record.car.riders]
+        try:
+            return self.builder.rider_commits(lane.project, record.commit_sha, riders, record.source_updates)
+        except Exception:
+            log.exception("lane %s: cannot tell the riders' commits of car %s; reporting the car's commit",
+                          lane.key, record.car.car_id)
+            return {}
 
     def _back_to_waiting(self, lane: _Lane, entries: list[QueueEntry], reason: str) -> None:
         for entry in entries:

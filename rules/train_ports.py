@@ -96,6 +96,12 @@ class CarBuilder(Protocol):
         `commit_sha` (with no pipeline unless `target_pipeline`); raises TargetMoved or PushRefused."""
         ...
 
+    def rider_commits(self, project: Project, commit_sha: str, riders: Sequence[RiderSource],
+                      source_updates: dict[str, str]) -> dict[int, str]:
+        """Entry id → the commit of car `commit_sha` that brought the rider in: what GitLab reports as
+        the MR's merge commit once the car has landed (each rider of a batch has its own)."""
+        ...
+
     def delete_branches(self, project: Project, branches: Sequence[str]) -> None:
         """Delete temporary branches; absent ones are fine."""
         ...

@@ -38,6 +38,37 @@ def test_in_process_queue_retries_a_failing_handler_with_backoff():
     assert queue.pending() == 0
 
 
+@pytest.mark.parametrize("backend", ["in-process", "redis"])
+def test_backlog_counts_queued_in_hand_and_retrying_events_until_they_are_done(backend, redis_url, redis_prefix):
+    queue = (InProcessQueue(first_delay=0.3) if backend == "in-process"
+             else RedisStreamQueue(redis_url, redis_prefix, reclaim_idle_ms=300))
+    in_hand, release = threading.Event(), threading.Event()
+    attempts = []
+
+    def handler(event):
+        attempts.append(event["n"])
+        if event["n"] == 1 and attempts.count(1) == 1:
+            raise RuntimeError("fails once")
+        if event["n"] == 2:
+            in_hand.set()
+            release.wait(5)
+
+    for n in (1, 2, 3):
+        queue.publish({"n": n})
+    assert queue.backlog() == 3
+    stop, thread = run_consumer(queue, handler)
+    try:
+        assert in_hand.wait(5)
+        assert queue.backlog() == 3  # 1 failed and waits for its retry, 2 is in hand, 3 is behind it
+        release.set()
+        wait_for(lambda: queue.backlog() == 0, timeout=10)
+        assert sorted(attempts) == [1, 1, 2, 3]  # the retry was counted until it was done
+    finally:
+        release.set()
+        stop.set()
+        thread.join(3)
+
+
 def test_redis_stream_delivers_and_acknowledges(redis_url, redis_prefix):
     queue = RedisStreamQueue(redis_url, redis_prefix)
     seen = []
@@ -117,6 +148,7 @@ def test_redis_down_raises_a_clear_error():
         queue.publish({"n": 1})
     assert queue.ping() is False
     assert queue.pending() == -1
+    assert queue.backlog() == -1
 
 
 def test_in_process_queue_gives_up_after_max_attempts():

@@ -38,6 +38,7 @@ def test_every_port_call_feeds_a_prometheus_family() -> None:
     metrics.dead_letter("poison")
     metrics.slack_message_dropped("queue_full")
     metrics.watch_lanes(lambda: [LaneDepth("7:main", 2, 95.0)])
+    metrics.watch_events(lambda: 4)
     found = samples(metrics)
     assert found["merge_assist_webhook_deliveries_total"] == [({"kind": "Note Hook", "outcome": "queued"}, 1.0)]
     assert found["merge_assist_webhook_ack_seconds_count"] == [({}, 1.0)]
@@ -53,6 +54,15 @@ def test_every_port_call_feeds_a_prometheus_family() -> None:
     assert found["merge_assist_slack_messages_dropped_total"] == [({"reason": "queue_full"}, 1.0)]
     assert found["merge_assist_lane_entries"] == [({"lane": "7:main"}, 2.0)]
     assert found["merge_assist_lane_oldest_entry_age_seconds"] == [({"lane": "7:main"}, 95.0)]
+    assert found["merge_assist_events_waiting"] == [({}, 4.0)]
+
+
+def test_an_unknown_event_backlog_is_left_out_rather_than_reported_as_zero() -> None:
+    metrics = PrometheusMetrics(CollectorRegistry())
+    metrics.watch_events(lambda: -1)  # the queue backend does not answer
+    assert "merge_assist_events_waiting" not in samples(metrics)
+    metrics.watch_events(lambda: 0)
+    assert samples(metrics)["merge_assist_events_waiting"] == [({}, 0.0)]
 
 
 def test_endpoint_templates_hide_ids_names_and_paths() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from gitlab_sim import PipelinePlan, Simulator
 from merge_assist.rules.model import EntryState, LaneKey, Priority
+from gitlab_sim.state import User
 from tests.e2e.harness import Bot, World, start_embedded
 from tests.helpers import wait_for
 
@@ -110,10 +111,19 @@ def test_retry_keeps_a_raised_priority_only_for_those_who_may_raise_it(bot: Bot,
     world.sim.clock.advance(700)
     bot.wait_state(world, iid, EntryState.FAILED)
 
-    world.comment(iid, world.dev, "/merge-assist retry")
-    again = wait_for(lambda: next((e for e in bot.entries(iid, world.project.id) if e.state.is_active), None),
-                     message="the retried entry")
-    assert again.priority is Priority.NORMAL
+    def retried_by(user: User) -> Priority:
+        """The priority of the entry the retry queued, once that entry has ended (the pipeline still fails)."""
+        known = {e.id for e in bot.entries(iid, world.project.id)}
+        world.comment(iid, user, "/merge-assist retry")
+        entry = wait_for(lambda: next((e for e in bot.entries(iid, world.project.id) if e.id not in known), None),
+                         message=f"the entry {user.username}'s retry queued")
+        world.sim.clock.advance(700)
+        wait_for(lambda: bot.store.queue.get_entry(entry.id).state.is_final,  # type: ignore[union-attr]
+                 message="the retried entry to end")
+        return entry.priority  # type: ignore[no-any-return]
+
+    assert retried_by(world.maintainer) is Priority.URGENT  # a priority manager keeps it
+    assert retried_by(world.dev) is Priority.NORMAL  # anyone else queues at normal
 
 
 def test_a_command_carried_out_again_after_a_crash_does_not_queue_the_mr_twice(bot: Bot, world: World) -> None:

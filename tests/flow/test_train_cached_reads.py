@@ -61,6 +61,9 @@ class Git:
         self.landed.append(commit_sha)
         self.gitlab.head = commit_sha
 
+    def rider_commits(self, project, commit_sha, riders, source_updates):
+        return {rider.entry_id: commit_sha for rider in riders}
+
     def delete_branches(self, project, branches):
         pass
 
