@@ -112,7 +112,11 @@ def test_every_process_reports_its_metrics_and_the_log_follows_each_mr(productio
 
     run_pipelines_until(bot, world, {iid: EntryState.MERGED for iid in merging} | {broken: EntryState.FAILED})
 
+    # Every event the webhooks brought has been handled: the Redis stream's backlog drains to 0.
+    wait_for(lambda: total(scrape(f"{bot.url}/metrics"), "merge_assist_events_waiting") == 0, timeout=30,
+             message="the events waiting to drain")
     web = scrape(f"{bot.url}/metrics")
+    assert [found for name, found, _ in web if name == "merge_assist_events_waiting"] == [{}]
     workers = [sample for port in worker_ports for sample in scrape(f"http://127.0.0.1:{port}/metrics")]
     assert total(web, "merge_assist_webhook_deliveries_total", kind="Note Hook", outcome="queued") >= 7  # + bot notes
     assert total(web, "merge_assist_webhook_deliveries_total", kind="Pipeline Hook", outcome="queued") >= 7
