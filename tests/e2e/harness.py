@@ -118,14 +118,19 @@ def start_embedded(sim: Simulator, world: World, database_url: str, **overrides:
     return Bot("embedded", server.url, runtime.store, server=server)
 
 
-def production_env(sim: Simulator, world: World, database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
+def embedded_env(sim: Simulator, world: World, database_url: str) -> dict[str, str]:
+    """The environment of `merge-assist serve` on its own: SQLite, in-process queue and workers."""
     return {
-        "MERGE_ASSIST_DATABASE_URL": database_url, "MERGE_ASSIST_REDIS_URL": redis_url,
-        "MERGE_ASSIST_REDIS_PREFIX": prefix, "MERGE_ASSIST_GITLAB_URL": sim.url,
+        "MERGE_ASSIST_DATABASE_URL": database_url, "MERGE_ASSIST_GITLAB_URL": sim.url,
         "MERGE_ASSIST_GITLAB_TOKEN": world.bot.token, "MERGE_ASSIST_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MERGE_ASSIST_RECHECK_SECONDS": "1", "MERGE_ASSIST_LEASE_SECONDS": "5",
-        "MERGE_ASSIST_QUEUE_RECLAIM_SECONDS": "1", "MERGE_ASSIST_JWT_SECRET": "e2e-jwt-secret-" + "x" * 32,
+        "MERGE_ASSIST_JWT_SECRET": "e2e-jwt-secret-" + "x" * 32,
     }
+
+
+def production_env(sim: Simulator, world: World, database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
+    return {**embedded_env(sim, world, database_url), "MERGE_ASSIST_REDIS_URL": redis_url,
+            "MERGE_ASSIST_REDIS_PREFIX": prefix, "MERGE_ASSIST_QUEUE_RECLAIM_SECONDS": "1"}
 
 
 def start_worker(bot: Bot, log_name: str = "worker.log", extra_env: dict[str, str] | None = None,
@@ -162,5 +167,5 @@ def logs(bot: Bot) -> str:
     return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(bot.workdir.glob("*.log")))
 
 
-__all__ = ["Bot", "World", "make_world", "start_embedded", "start_production", "start_worker", "logs",
+__all__ = ["Bot", "World", "make_world", "start_embedded", "start_production", "start_worker", "logs", "embedded_env",
            "migrate", "os", "EntryState", "MAINTAINER"]

@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gitlab_sim import Simulator
 from merge_assist.bot.parse import ParsedCommand, parse_command
-from tests.e2e.harness import WEBHOOK_SECRET, World, make_world, production_env
+from tests.e2e.harness import WEBHOOK_SECRET, World, embedded_env, make_world
 from tests.helpers import REPO, free_port, http_ok, start_cli, wait_for
 
 FIXTURES = Path(__file__).parent.parent / "bot" / "fixtures"
@@ -184,11 +184,9 @@ class HealthProbe:
 @pytest.fixture
 def fuzz_bot(sim: Simulator, tmp_path: Path) -> Iterator[tuple[ServedBot, World]]:
     world = make_world(sim)
-    env = {name: value for name, value in production_env(sim, world, f"sqlite:///{tmp_path / 'bot.db'}", "", "").items()
-           if "REDIS" not in name and "RECLAIM" not in name}
+    env = {**embedded_env(sim, world, f"sqlite:///{tmp_path / 'bot.db'}"), "MERGE_ASSIST_LOG_FORMAT": "json"}
     port = free_port()
-    process = start_cli(["serve", "--port", str(port)], cwd=tmp_path, env={**env, "MERGE_ASSIST_LOG_FORMAT": "json"},
-                        log_path=tmp_path / "serve.log")
+    process = start_cli(["serve", "--port", str(port)], cwd=tmp_path, env=env, log_path=tmp_path / "serve.log")
     bot = ServedBot(f"http://127.0.0.1:{port}", tmp_path / "serve.log")
     try:
         wait_for(lambda: http_ok(f"{bot.url}/readyz"), timeout=30, message="serve /readyz")
