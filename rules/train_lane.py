@@ -326,8 +326,10 @@ class TrainLane:
         merged_as = self._rider_commits(lane, record)
         for entry in merging:
             sha = merged_as.get(entry.id, record.commit_sha)
-            self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.MERGED,
-                                       f"merged in car {car_id}", fence=lane.fence, merge_commit_sha=sha)
+            if isinstance(self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.MERGED,
+                                                     f"merged in car {car_id}", fence=lane.fence,
+                                                     merge_commit_sha=sha), Refused):
+                continue  # recorded merged by another entry; the next look cancels this one (_left)
             announce_merged(self.deps, entry, sha, metric="train", how="train",
                             context=self._context(lane, entry), options=lane.options, car=car_id)
         return True

@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from merge_assist.rules.lane_machine import ACTIVE_STATES
+from merge_assist.rules.lane_machine import ACTIVE_STATES, EntryState
 from merge_assist.storage.types import UTCDateTime, utcnow
 
 ROLE_NAMES = ("admin", "project_owner", "priority_manager", "viewer")
 ACTIVE_STATES_SQL = "state IN ({})".format(", ".join(f"'{state.value}'" for state in ACTIVE_STATES))
+MERGED_STATE_SQL = f"state = '{EntryState.MERGED.value}'"
 
 
 class Base(DeclarativeBase):
@@ -87,6 +88,10 @@ class QueueEntryRow(Base):
         Index(
             "uq_queue_one_active_per_mr", "project_id", "mr_iid", unique=True,
             sqlite_where=text(ACTIVE_STATES_SQL), postgresql_where=text(ACTIVE_STATES_SQL),
+        ),
+        Index(  # an MR is merged once (migration 0006)
+            "uq_queue_one_merged_per_mr", "project_id", "mr_iid", unique=True,
+            sqlite_where=text(MERGED_STATE_SQL), postgresql_where=text(MERGED_STATE_SQL),
         ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -139,22 +139,29 @@ class QueueRepository:
             guard.append(exists().where(Lane.project_id == QueueEntryRow.project_id,
                                         Lane.target_branch == QueueEntryRow.target_branch,
                                         Lane.lease_token == fence))
-        with self._db.session() as session:
-            moved = _rowcount(session.execute(update(QueueEntryRow).where(*guard).values(
-                state=to.value, reason=reason, updated_at=utcnow(), **fields,
-            ).execution_options(synchronize_session=False)))
-            row = session.get(QueueEntryRow, entry_id, populate_existing=True)
-            if row is None:
-                raise KeyError(entry_id)
-            if not moved:
-                if fence is not None and not self._holds_fence(session, row, fence):
-                    raise LeaseLost(f"lane {row.project_id}:{row.target_branch} lease moved on")
-                return Refused(_entry(row), f"the entry is {row.state}, not {expected.value}")
-            # Written in the same transaction as the change, so the audit trail can never miss one.
-            session.add(_audit(actor, "transition", row, to.value,
-                               f"{expected.value} -> {to.value}" + (f": {reason}" if reason else "")))
-            session.flush()
-            entry = _entry(row)
+        try:
+            with self._db.session() as session:
+                moved = _rowcount(session.execute(update(QueueEntryRow).where(*guard).values(
+                    state=to.value, reason=reason, updated_at=utcnow(), **fields,
+                ).execution_options(synchronize_session=False)))
+                row = session.get(QueueEntryRow, entry_id, populate_existing=True)
+                if row is None:
+                    raise KeyError(entry_id)
+                if not moved:
+                    if fence is not None and not self._holds_fence(session, row, fence):
+                        raise LeaseLost(f"lane {row.project_id}:{row.target_branch} lease moved on")
+                    return Refused(_entry(row), f"the entry is {row.state}, not {expected.value}")
+                # Written in the same transaction as the change, so the audit trail can never miss one.
+                session.add(_audit(actor, "transition", row, to.value,
+                                   f"{expected.value} -> {to.value}" + (f": {reason}" if reason else "")))
+                session.flush()
+                entry = _entry(row)
+        except IntegrityError:
+            current = self.get_entry(entry_id)
+            if to is not EntryState.MERGED or current is None:
+                raise
+            # uq_queue_one_merged_per_mr: the lanes check first; this is the backstop for any path that did not.
+            return Refused(current, "another entry already recorded this merge request merged")
         if expected != to:
             log_event("state", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), state=to.value,
                       previous=expected.value)
