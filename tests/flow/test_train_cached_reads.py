@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import text
 
 from merge_assist.rules.train_lane import lane_reads
 from merge_assist.rules.train_lane import TrainLane
@@ -109,3 +110,30 @@ def test_a_stale_cached_head_of_an_mr_does_not_land(store, gitlab, driver):
     assert git.landed == []
     assert state(store, entry).state is not EntryState.MERGED
 
+
+
+def test_each_rider_of_a_landed_batch_is_recorded_with_its_own_merge_commit(store, gitlab, driver):
+    """Plugins, Slack and the entries get the commit that merged each MR, as GitLab reports it, not
+    the car's last commit for all of them."""
+    for iid in (1, 2):
+        gitlab.add(iid, sha=f"{iid}" * 40, head_pipeline=None)
+    entries = [queue(store, iid) for iid in (1, 2)]
+    git = Git(gitlab)
+    git.rider_commits = lambda project, commit_sha, riders, updates: {  # type: ignore[method-assign]
+        rider.entry_id: f"{rider.entry_id:x}".ljust(40, "e") for rider in riders}
+    train = TrainLane(driver.deps, store.cars, git)
+    fence = store.queue.acquire(LANE, "test", 30)
+    one_slot = {"merge": {**OPTIONS["merge"], "pipeline_limit": 1}}
+    train.drive(LANE, fence, gitlab.project, one_slot)
+    [car] = store.cars.lane_cars(LANE)
+    assert [rider.entry_id for rider in car.car.riders] == [entry.id for entry in entries]
+    train.pipeline_changed(LANE, car.commit_sha, 55, "success")
+    train.drive(LANE, fence, gitlab.project, one_slot)
+    assert git.landed == [car.commit_sha]
+    with store.db.engine.connect() as conn:
+        recorded = dict(conn.execute(text("SELECT id, merge_commit_sha FROM queue_entries")).all())
+    for entry in entries:
+        own = f"{entry.id:x}".ljust(40, "e")
+        assert state(store, entry).state is EntryState.MERGED
+        assert recorded[entry.id] == own
+        assert any(f"as {own[:12]}" in note for note in gitlab.notes), gitlab.notes
