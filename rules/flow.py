@@ -53,12 +53,8 @@ class PauseSwitch(Protocol):
 
 
 ALREADY_MERGED = "the queue had already merged this MR"
-
-
-def merged_by_another_entry(store: QueueStore, entry: QueueEntry) -> bool:
-    """An MR queued again in the moment the queue merged it: one merge, to be recorded once."""
-    earlier = store.merged_entry_for(entry.project_id, entry.mr_iid)
-    return earlier is not None and earlier.id != entry.id
+"""Why an entry is cancelled when the store refuses its move to `merged` (Refused.already_merged):
+the MR was queued again in the moment the queue merged it, and its one merge is recorded once."""
 
 
 class Store(QueueStore, LaneLeases, PauseSwitch, Protocol):
@@ -259,10 +255,7 @@ class LaneDriver:
         if isinstance(action, actions.Wait):
             return action.seconds
         if isinstance(action, actions.RecordMerged):
-            if merged_by_another_entry(self.deps.store, entry):
-                self._move(entry, EntryState.CANCELLED, ALREADY_MERGED, fence)
-            else:
-                self._finish_merged(entry, fence, action.merge_commit_sha, action.reason)
+            self._finish_merged(entry, fence, action.merge_commit_sha, action.reason)
             return CONTINUE
         if isinstance(action, actions.Cancel):
             self._move(entry, EntryState.CANCELLED, action.reason, fence)
@@ -339,7 +332,10 @@ class LaneDriver:
 
     def _finish_merged(self, entry: QueueEntry, fence: int, sha: str | None, how: str,
                        context: RuleContext | None = None, options: RuleOptions | None = None) -> None:
-        if isinstance(self._move(entry, EntryState.MERGED, how, fence, merge_commit_sha=sha), Refused):
+        moved = self._move(entry, EntryState.MERGED, how, fence, merge_commit_sha=sha)
+        if isinstance(moved, Refused):
+            if moved.already_merged:
+                self._move(entry, EntryState.CANCELLED, ALREADY_MERGED, fence)
             return
         announce_merged(self.deps, entry, sha, metric="queue" if how == "merged" else "outside", how=how,
                         context=context, options=options)

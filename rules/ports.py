@@ -115,6 +115,8 @@ class Refused:
 
     entry: QueueEntry | None
     reason: str
+    already_merged: bool = False
+    """A move to `merged` refused because another entry already recorded the MR's one merge."""
 
 
 class QueueStore(Protocol):
@@ -131,10 +133,6 @@ class QueueStore(Protocol):
         ...
 
     def get_entry(self, entry_id: int) -> QueueEntry | None: ...
-
-    def merged_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
-        """The entry that merged this MR, if the queue merged it."""
-        ...
 
     def lane_entries(self, lane: LaneKey) -> list[QueueEntry]:
         """Active entries of the lane in merge order (priority, then enqueue time)."""

@@ -22,7 +22,7 @@ from merge_assist.rules import train_actions as act
 from merge_assist.rules.engine import RuleOptions
 from merge_assist.rules.errors import GitLabError
 from merge_assist.rules.flow import (ALREADY_MERGED, FlowDeps, announce_failed, announce_merged, merge_setting,
-                                     merged_by_another_entry, rule_context)
+                                     rule_context)
 from merge_assist.rules.lane_machine import EntryState
 from merge_assist.rules.metrics import METRICS
 from merge_assist.rules.model import LaneKey, MergeRequest, Outcome, Project, QueueEntry, RuleContext
@@ -186,12 +186,12 @@ class TrainLane:
     def _left(self, entry: QueueEntry, mr: MergeRequest, fence: int) -> None:
         """The MR is no longer an open MR of this lane."""
         store = self.deps.store
-        if mr.state == "merged" and merged_by_another_entry(store, entry):
-            store.transition(entry.id, entry.state, EntryState.CANCELLED, ALREADY_MERGED, fence=fence)
-        elif mr.state == "merged":
+        if mr.state == "merged":
             how = "merged" if entry.state is EntryState.MERGING else "merged outside the queue"
-            store.transition(entry.id, entry.state, EntryState.MERGED, how, fence=fence,
-                             merge_commit_sha=mr.merge_commit_sha)
+            moved = store.transition(entry.id, entry.state, EntryState.MERGED, how, fence=fence,
+                                     merge_commit_sha=mr.merge_commit_sha)
+            if isinstance(moved, Refused) and moved.already_merged:
+                store.transition(entry.id, entry.state, EntryState.CANCELLED, ALREADY_MERGED, fence=fence)
         elif mr.state != "opened":
             store.transition(entry.id, entry.state, EntryState.CANCELLED, f"the merge request was {mr.state}",
                              fence=fence)
@@ -326,10 +326,13 @@ class TrainLane:
         merged_as = self._rider_commits(lane, record)
         for entry in merging:
             sha = merged_as.get(entry.id, record.commit_sha)
-            if isinstance(self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.MERGED,
-                                                     f"merged in car {car_id}", fence=lane.fence,
-                                                     merge_commit_sha=sha), Refused):
-                continue  # recorded merged by another entry; the next look cancels this one (_left)
+            moved = self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.MERGED,
+                                               f"merged in car {car_id}", fence=lane.fence, merge_commit_sha=sha)
+            if isinstance(moved, Refused):
+                if moved.already_merged:
+                    self.deps.store.transition(entry.id, EntryState.MERGING, EntryState.CANCELLED, ALREADY_MERGED,
+                                               fence=lane.fence)
+                continue
             announce_merged(self.deps, entry, sha, metric="train", how="train",
                             context=self._context(lane, entry), options=lane.options, car=car_id)
         return True

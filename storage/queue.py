@@ -91,14 +91,6 @@ class QueueRepository:
             ))
             return _entry(row) if row else None
 
-    def merged_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
-        with self._db.session() as session:
-            row = session.scalar(select(QueueEntryRow).where(
-                QueueEntryRow.project_id == project_id, QueueEntryRow.mr_iid == iid,
-                QueueEntryRow.state == EntryState.MERGED.value,
-            ).order_by(QueueEntryRow.id).limit(1))
-            return _entry(row) if row else None
-
     def latest_entry_for(self, project_id: int, iid: int) -> QueueEntry | None:
         with self._db.session() as session:
             row = session.scalar(select(QueueEntryRow).where(
@@ -161,7 +153,7 @@ class QueueRepository:
             if to is not EntryState.MERGED or current is None:
                 raise
             # uq_queue_one_merged_per_mr: the lanes check first; this is the backstop for any path that did not.
-            return Refused(current, "another entry already recorded this merge request merged")
+            return Refused(current, "another entry already recorded this merge request merged", already_merged=True)
         if expected != to:
             log_event("state", project=entry.project_id, mr=entry.mr_iid, lane=str(entry.lane), state=to.value,
                       previous=expected.value)
